@@ -1,0 +1,1 @@
+"""diagrammar: string diagrams for language-model decoders, compiled by functors."""

@@ -1,0 +1,1 @@
+"""diagrammar.symbolic"""

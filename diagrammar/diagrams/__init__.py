@@ -1,1 +1,40 @@
-"""diagrammar.diagrams"""
+"""The syntax: wire types, boxes and pipelines of decoding steps. No tensors here.
+
+>>> from diagrammar.diagrams import PromptLookup, speculative
+>>> step = speculative(PromptLookup())
+>>> print(step.dom, "->", step.cod)
+Context -> Context
+"""
+
+from diagrammar.diagrams.boxes import (
+    BOX_CLASSES,
+    Accept,
+    Commit,
+    Drafter,
+    GreedyAccept,
+    Merge,
+    NoDraft,
+    Pipeline,
+    PromptLookup,
+    StepBox,
+    Swap,
+    Verify,
+)
+from diagrammar.diagrams.builders import (
+    PIPELINES,
+    autoregressive,
+    pipeline,
+    register_pipeline,
+    speculative,
+)
+from diagrammar.diagrams.errors import DiagramError, PipelineFormatError, WiringError
+from diagrammar.diagrams.serialize import from_json, load, save, to_json
+from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
+
+__all__ = [
+    "BOX_CLASSES", "Accept", "Commit", "Drafter", "GreedyAccept", "Merge", "NoDraft",
+    "Pipeline", "PromptLookup", "StepBox", "Swap", "Verify", "PIPELINES", "autoregressive",
+    "pipeline", "register_pipeline", "speculative", "DiagramError", "PipelineFormatError",
+    "WiringError", "from_json", "load", "save", "to_json", "Accepted", "Context", "Draft",
+    "Scores", "Ty",
+]

@@ -1,0 +1,294 @@
+"""Boxes of a decoding step, and the diagram class they compose into.
+
+A box is pure syntax: a name, a domain, a codomain and a frozen, JSON-serialisable *spec* of
+hyper-parameters. It never holds a model or a tensor; :class:`~diagrammar.functors.Execute`
+decides what a box means.
+
+The standard step threads the :data:`~diagrammar.diagrams.types.Context` wire through every
+box that reads it::
+
+    Drafter : Context                   -> Context @ Draft
+    Verify  : Context @ Draft           -> Context @ Draft @ Scores
+    Accept  : Context @ Draft @ Scores  -> Context @ Accepted
+    Commit  : Context @ Accepted        -> Context
+
+>>> from diagrammar.diagrams.boxes import PromptLookup, Verify, GreedyAccept, Commit
+>>> step = PromptLookup(num_tokens=5) >> Verify() >> GreedyAccept() >> Commit()
+>>> print(step.dom, "->", step.cod)
+Context -> Context
+>>> PromptLookup(num_tokens=5).spec["num_tokens"]
+5
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from discopy import symmetric
+from discopy.utils import factory
+
+from diagrammar.diagrams.errors import PipelineFormatError, WiringError
+from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
+
+#: Every box class by its name, for reading pipelines back from JSON. Filled by subclassing.
+BOX_CLASSES: dict[str, type[StepBox]] = {}
+
+
+def _describe(diagram: symmetric.Diagram, end: str) -> str:
+    """Names the box at one end of a diagram (``end`` is "last" or "first")."""
+    boxes = diagram.boxes
+    if not boxes:
+        return f"the identity on {diagram.dom}"
+    box = boxes[-1] if end == "last" else boxes[0]
+    return f"box {box.name!r}"
+
+
+@factory
+class Pipeline(symmetric.Diagram):
+    """A diagram of decoding boxes: what ``>>`` and ``@`` build from boxes.
+
+    Composition checks the wires and, when they do not match, raises a :class:`WiringError`
+    that names both boxes and both types.
+
+    >>> from diagrammar.diagrams.boxes import Pipeline, Commit
+    >>> from diagrammar.diagrams.types import Context
+    >>> Pipeline.id(Context) >> Commit()
+    Traceback (most recent call last):
+    ...
+    diagrammar.diagrams.errors.WiringError: cannot compose the identity on Context with box \
+'Commit': the left side outputs Context but the right side expects Context @ Accepted
+    """
+
+    ty_factory = Ty
+
+    def then(self, *others: symmetric.Diagram) -> Pipeline:
+        left = self
+        for other in others:
+            if not isinstance(other, Pipeline):
+                raise WiringError(
+                    f"cannot compose {_describe(left, 'last')} with {other!r}: "
+                    "only diagrammar boxes and pipelines compose into a pipeline"
+                )
+            if left.cod != other.dom:
+                raise WiringError(
+                    f"cannot compose {_describe(left, 'last')} with {_describe(other, 'first')}: "
+                    f"the left side outputs {left.cod} but the right side expects {other.dom}"
+                )
+            left = symmetric.Diagram.then(left, other)
+        return left
+
+
+class Swap(symmetric.Swap, Pipeline):
+    """The swap of two wires inside a pipeline."""
+
+    __ambiguous_inheritance__ = (symmetric.Swap,)
+
+
+Pipeline.braid_factory = Swap
+
+
+def _freeze(value: Any) -> Any:
+    """Checks that ``value`` is JSON data and returns an immutable copy of it."""
+    if isinstance(value, Mapping):
+        return tuple((str(k), _freeze(v)) for k, v in sorted(value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"a box spec holds only JSON data, not {type(value).__name__}: {value!r}")
+
+
+class StepBox(symmetric.Box, Pipeline):
+    """A box of a decoding step: a name, wire types and a frozen spec.
+
+    Subclasses set ``dom`` and ``cod`` as class attributes and take their hyper-parameters as
+    keyword arguments; ``spec`` records them. Every subclass is registered by name so that
+    pipelines read back from JSON rebuild the same classes, user-defined ones included.
+
+    >>> from diagrammar.diagrams.boxes import StepBox
+    >>> from diagrammar.diagrams.types import Context, Draft
+    >>> class MyDrafter(StepBox):
+    ...     dom, cod = Context, Context @ Draft
+    ...     def __init__(self, width: int = 2):
+    ...         super().__init__(width=width)
+    >>> MyDrafter(width=3).name, MyDrafter().name
+    ('MyDrafter(width=3)', 'MyDrafter')
+    """
+
+    __ambiguous_inheritance__ = (symmetric.Box,)
+    dom: ClassVar[Ty]
+    cod: ClassVar[Ty]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BOX_CLASSES[cls.__name__] = cls
+
+    def __init__(self, **spec: Any) -> None:
+        frozen = {key: _freeze(value) for key, value in spec.items()}
+        self._spec_json = json.dumps(spec, sort_keys=True)
+        symmetric.Box.__init__(self, self._label(spec), type(self).dom, type(self).cod,
+                               data=tuple(sorted(frozen.items())))
+
+    def _label(self, spec: Mapping[str, Any]) -> str:
+        """The box's name: its class and the hyper-parameters that differ from the defaults."""
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(type(self).__init__).parameters.items()
+        }
+        args = ", ".join(f"{key}={json.dumps(value)}" for key, value in spec.items()
+                         if defaults.get(key, inspect.Parameter.empty) != value)
+        return f"{type(self).__name__}({args})" if args else type(self).__name__
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """A fresh copy of the box's hyper-parameters, as JSON data."""
+        return json.loads(self._spec_json)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> StepBox:
+        """Rebuilds a box from its spec; the inverse of :attr:`spec`."""
+        try:
+            return cls(**spec)
+        except TypeError as error:
+            raise PipelineFormatError(f"bad spec for box {cls.__name__}: {error}") from None
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Drafter(StepBox):
+    """Proposes a draft tree below the last committed token: ``Context -> Context @ Draft``.
+
+    ``a | b`` merges two drafters into one whose tree is the union of theirs.
+
+    >>> from diagrammar.diagrams.boxes import PromptLookup, NoDraft
+    >>> (PromptLookup(num_tokens=4) | NoDraft()).name
+    'PromptLookup(num_tokens=4) | NoDraft'
+
+    """
+
+    dom, cod = Context, Context @ Draft
+
+    def __or__(self, other: Drafter) -> Merge:
+        if not isinstance(other, Drafter):
+            raise WiringError(
+                f"cannot merge drafter {self.name!r} with {other!r}: both sides of | must be "
+                "drafters (Context -> Context @ Draft)"
+            )
+        mine = self.drafters if isinstance(self, Merge) else (self,)
+        theirs = other.drafters if isinstance(other, Merge) else (other,)
+        return Merge(*mine, *theirs)
+
+
+class NoDraft(Drafter):
+    """The empty draft: with it a step is plain autoregressive decoding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class PromptLookup(Drafter):
+    """Drafts by matching the context's last n-gram earlier in the context.
+
+    The most recent match with the longest n-gram (from ``max_ngram`` down to ``min_ngram``)
+    gives a chain of up to ``num_tokens`` tokens. When other matches continue differently, up
+    to ``branches - 1`` of their continuations (each at most ``branch_tokens`` long) join as
+    side branches, making a small tree.
+    """
+
+    def __init__(self, num_tokens: int = 10, max_ngram: int = 3, min_ngram: int = 1,
+                 branches: int = 1, branch_tokens: int = 3) -> None:
+        for label, value in (("num_tokens", num_tokens), ("max_ngram", max_ngram),
+                             ("min_ngram", min_ngram), ("branches", branches),
+                             ("branch_tokens", branch_tokens)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"PromptLookup: {label} must be a positive integer, got {value!r}")
+        if min_ngram > max_ngram:
+            raise ValueError(f"PromptLookup: min_ngram ({min_ngram}) > max_ngram ({max_ngram})")
+        super().__init__(num_tokens=num_tokens, max_ngram=max_ngram, min_ngram=min_ngram,
+                         branches=branches, branch_tokens=branch_tokens)
+
+
+class Merge(Drafter):
+    """Several drafters run on the same context; their draft trees are unioned."""
+
+    def __init__(self, *drafters: Drafter) -> None:
+        if len(drafters) < 2:
+            raise ValueError("Merge needs at least two drafters")
+        for drafter in drafters:
+            if not isinstance(drafter, Drafter):
+                raise WiringError(f"Merge takes drafters, not {drafter!r}")
+        self.drafters: tuple[Drafter, ...] = tuple(drafters)
+        super().__init__(drafters=[box_to_json(d) for d in drafters])
+
+    def _label(self, spec: Mapping[str, Any]) -> str:
+        return " | ".join(drafter.name for drafter in self.drafters)
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Merge:
+        try:
+            return cls(*(box_from_json(item) for item in spec["drafters"]))
+        except (KeyError, TypeError) as error:
+            raise PipelineFormatError(f"bad spec for box Merge: {error}") from None
+
+
+class Verify(StepBox):
+    """Scores every node of the draft tree with the target model in one forward pass."""
+
+    dom, cod = Context @ Draft, Context @ Draft @ Scores
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Accept(StepBox):
+    """Chooses the accepted path through the draft tree and the bonus token."""
+
+    dom, cod = Context @ Draft @ Scores, Context @ Accepted
+
+
+class GreedyAccept(Accept):
+    """Lossless greedy acceptance: the longest path agreeing with the target's argmax, plus the
+    target's own next token after it (the bonus)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class Commit(StepBox):
+    """Appends the accepted tokens to the context and keeps only their cache entries."""
+
+    dom, cod = Context @ Accepted, Context
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+def box_to_json(box: StepBox) -> dict[str, Any]:
+    """A box as JSON data: ``{"box": class name, "spec": hyper-parameters}``."""
+    return {"box": type(box).__name__, "spec": box.spec}
+
+
+def box_from_json(data: Any) -> StepBox:
+    """Rebuilds a box from :func:`box_to_json`'s output, with a clear error on bad input."""
+    if not isinstance(data, Mapping) or "box" not in data:
+        raise PipelineFormatError(f"a box must be an object with a 'box' key, got {data!r}")
+    name = data["box"]
+    cls = BOX_CLASSES.get(name)
+    if cls is None:
+        known = ", ".join(sorted(BOX_CLASSES))
+        raise PipelineFormatError(f"unknown box {name!r}; known boxes: {known}")
+    spec = data.get("spec", {})
+    if not isinstance(spec, Mapping):
+        raise PipelineFormatError(f"the spec of box {name!r} must be an object, got {spec!r}")
+    return cls.from_spec(spec)
+
+
+__all__ = [
+    "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup", "Merge",
+    "Verify", "Accept", "GreedyAccept", "Commit", "box_to_json", "box_from_json",
+    "Context", "Draft", "Scores", "Accepted",
+]

@@ -1,0 +1,121 @@
+"""Drafters: callables ``state -> DraftTree`` that propose tokens to verify.
+
+A drafter may keep per-sequence data; it gets a fresh start through ``start(state)`` before
+each generation.
+
+>>> from diagrammar.decoding.state import DecodeState
+>>> drafter = PromptLookupDrafter(num_tokens=3, max_ngram=2)
+>>> state = DecodeState(None, [7, 8, 9, 4, 7, 8], prompt_length=6, max_new_tokens=10)
+>>> drafter.start(state)
+>>> drafter(state).tokens
+[9, 4, 7]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from diagrammar.decoding.state import DecodeState
+from diagrammar.decoding.tree import DraftTree
+
+
+class EmptyDrafter:
+    """Proposes nothing: the step becomes plain autoregressive decoding."""
+
+    def __call__(self, state: DecodeState) -> DraftTree:
+        return DraftTree()
+
+
+class PromptLookupDrafter:
+    """Copies what followed the latest earlier occurrence of the context's last n-gram.
+
+    Keeps an index from n-grams to the positions that follow them, extended with each new
+    token, so a lookup costs a few dictionary probes rather than a scan of the context.
+
+    Args:
+        num_tokens: length of the main chain.
+        max_ngram, min_ngram: the n-gram sizes tried, longest first.
+        branches: how many distinct continuations to draft (1 = a chain).
+        branch_tokens: length of each side branch.
+    """
+
+    def __init__(self, num_tokens: int = 10, max_ngram: int = 3, min_ngram: int = 1,
+                 branches: int = 1, branch_tokens: int = 3, scan_limit: int = 64) -> None:
+        self.num_tokens = num_tokens
+        self.sizes = range(max_ngram, min_ngram - 1, -1)
+        self.branches = branches
+        self.branch_tokens = branch_tokens
+        self.scan_limit = scan_limit
+        self._index: dict[tuple[int, ...], list[int]] = {}
+        self._indexed = 0
+
+    def start(self, state: DecodeState) -> None:
+        self._index = {}
+        self._indexed = 0
+
+    def _extend_index(self, tokens: Sequence[int]) -> None:
+        index = self._index
+        sizes = self.sizes
+        for position in range(max(self._indexed, 1), len(tokens)):
+            for n in sizes:
+                if position >= n:
+                    key = tuple(tokens[position - n:position])
+                    found = index.get(key)
+                    if found is None:
+                        index[key] = [position]
+                    else:
+                        found.append(position)
+        self._indexed = len(tokens)
+
+    def __call__(self, state: DecodeState) -> DraftTree:
+        tokens = state.tokens
+        if self._indexed < len(tokens):
+            self._extend_index(tokens)
+        tree = DraftTree()
+        budget = state.draft_budget
+        if budget == 0:
+            return tree
+        positions = None
+        for n in self.sizes:
+            if len(tokens) >= n:
+                positions = self._index.get(tuple(tokens[-n:]))
+                if positions:
+                    break
+        if not positions:
+            return tree
+        latest = positions[-1]
+        tree.add_path(tokens[latest:latest + min(self.num_tokens, budget)])
+        if self.branches > 1:
+            wanted = self.branches - 1
+            length = min(self.branch_tokens, budget)
+            for position in reversed(positions[-self.scan_limit:-1]):
+                before = len(tree)
+                tree.add_path(tokens[position:position + length])
+                if len(tree) > before:
+                    wanted -= 1
+                    if wanted == 0:
+                        break
+        return tree
+
+
+class MergedDrafter:
+    """Runs several drafters on the same state and unions their trees."""
+
+    def __init__(self, drafters: Sequence[Callable[[DecodeState], DraftTree]]) -> None:
+        self.drafters = list(drafters)
+
+    def start(self, state: DecodeState) -> None:
+        for drafter in self.drafters:
+            start = getattr(drafter, "start", None)
+            if start is not None:
+                start(state)
+
+    def __call__(self, state: DecodeState) -> DraftTree:
+        trees = [drafter(state) for drafter in self.drafters]
+        merged = trees[0]
+        for tree in trees[1:]:
+            merged.union(tree)
+        return merged
+
+
+__all__ = ["EmptyDrafter", "PromptLookupDrafter", "MergedDrafter"]

@@ -1,0 +1,78 @@
+"""Statistics of one decode.
+
+>>> stats = DecodeStats(steps=2, new_tokens=5, prefill_seconds=0.5, decode_seconds=0.5,
+...                     box_seconds={"Verify": 0.4}, accepted=[3, 2])
+>>> stats.mean_accepted, stats.tokens_per_second
+(2.5, 5.0)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DecodeStats:
+    """Steps, tokens and time of one decode.
+
+    Attributes:
+        steps: decoding steps (target forward passes after the prefill).
+        new_tokens: tokens generated.
+        prefill_seconds: time to encode the prompt into the cache.
+        decode_seconds: time of the steps.
+        box_seconds: time spent in each box of the step, by box name.
+        accepted: tokens committed at each step, the bonus token included.
+    """
+
+    steps: int
+    new_tokens: int
+    prefill_seconds: float
+    decode_seconds: float
+    box_seconds: dict[str, float] = field(default_factory=dict)
+    accepted: list[int] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of the whole decode, prefill included."""
+        return self.prefill_seconds + self.decode_seconds
+
+    @property
+    def mean_accepted(self) -> float:
+        """Mean accepted tokens per step (MAT), the bonus token counted."""
+        return self.new_tokens / self.steps if self.steps else 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        """New tokens per second of wall time, prefill included."""
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stats as JSON data, derived figures included."""
+        return {
+            "steps": self.steps,
+            "new_tokens": self.new_tokens,
+            "mean_accepted": self.mean_accepted,
+            "tokens_per_second": self.tokens_per_second,
+            "seconds": self.seconds,
+            "prefill_seconds": self.prefill_seconds,
+            "decode_seconds": self.decode_seconds,
+            "box_seconds": dict(self.box_seconds),
+            "accepted_histogram": dict(sorted(Counter(self.accepted).items())),
+        }
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+        lines = [
+            f"steps {self.steps}, new tokens {self.new_tokens}, "
+            f"MAT {self.mean_accepted:.2f}, {self.tokens_per_second:.1f} tokens/s "
+            f"({self.seconds * 1000:.0f} ms, prefill {self.prefill_seconds * 1000:.0f} ms)"
+        ]
+        total = sum(self.box_seconds.values()) or 1.0
+        for name, seconds in sorted(self.box_seconds.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {name:<40} {seconds * 1000:8.1f} ms  {100 * seconds / total:5.1f}%")
+        return "\n".join(lines)
+
+
+__all__ = ["DecodeStats"]

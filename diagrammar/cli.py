@@ -1,0 +1,149 @@
+"""The ``diagrammar`` command line.
+
+    diagrammar generate --model PATH --pipeline prompt-lookup --prompt "def add(a, b):"
+    diagrammar draw --pipeline prompt-lookup-tree -o step.png
+    diagrammar pipelines
+    diagrammar show prompt-lookup          # the pipeline as JSON, to edit and pass back
+
+Every failure the user can fix (a bad path, a bad pipeline, a prompt too long) ends with one
+line saying what, where and what to do, and exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from diagrammar.diagrams import PIPELINES, DiagramError, pipeline, to_json
+
+DTYPES = ("auto", "float32", "float64", "bfloat16", "float16")
+DEFAULT_MODEL_PREFIX = "default:"
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def resolve_model(spec: str, dtype: str = "auto"):
+    """An :class:`HFCausalLM` from a local folder or ``default:SIZE`` (the embedded model)."""
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from diagrammar.models.hf import HFCausalLM, load_model
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+    torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
+    if spec.startswith(DEFAULT_MODEL_PREFIX):
+        size = spec[len(DEFAULT_MODEL_PREFIX):]
+        try:
+            from diagrammar.models.default import default
+        except ImportError:
+            _fail("the embedded default model is not available in this version: pass --model "
+                  "with the folder of a Hugging Face model")
+        model, tokenizer = default(size)
+        if torch_dtype is not None:
+            model = model.to(torch_dtype)
+        return HFCausalLM(model, tokenizer)
+    return load_model(spec, dtype=torch_dtype)
+
+
+def _load_pipeline(spec: str):
+    try:
+        return pipeline(spec)
+    except DiagramError as error:
+        _fail(f"pipeline: {error}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="diagrammar")
+def main() -> None:
+    """String diagrams for language-model decoders, compiled by functors."""
+
+
+@main.command()
+@click.option("--model", "model_spec", default="default:small", show_default=True,
+              help="A local Hugging Face model folder, or default:tiny / default:small.")
+@click.option("--pipeline", "pipeline_spec", default="prompt-lookup", show_default=True,
+              help="A pipeline name (see `diagrammar pipelines`), a JSON file or a JSON string.")
+@click.option("--prompt", default=None, help="The prompt text.")
+@click.option("--prompt-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read the prompt from a file instead.")
+@click.option("--max-new-tokens", default=128, show_default=True, type=click.IntRange(min=0))
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads (default: torch's choice).")
+@click.option("--json", "as_json", is_flag=True, help="Print text and stats as JSON.")
+def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_file: Path | None,
+             max_new_tokens: int, dtype: str, threads: int | None, as_json: bool) -> None:
+    """Decode a prompt with a pipeline and print the text and stats."""
+    if (prompt is None) == (prompt_file is None):
+        _fail("give exactly one of --prompt TEXT or --prompt-file PATH")
+    if prompt_file is not None:
+        try:
+            prompt = prompt_file.read_text()
+        except OSError as error:
+            _fail(f"cannot read prompt file {prompt_file}: {error.strerror}")
+    step = _load_pipeline(pipeline_spec)
+    import torch
+
+    from diagrammar.functors.execute import Execute
+    from diagrammar.models.errors import ModelError
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        lm = resolve_model(model_spec, dtype)
+        decoder = Execute(lm)(step)
+        result = decoder.generate(prompt, max_new_tokens=max_new_tokens)
+    except (ModelError, ValueError) as error:
+        _fail(str(error))
+    if as_json:
+        click.echo(json.dumps({"pipeline": json.loads(to_json(step)), "text": result.text,
+                               "tokens": result.tokens, "stats": result.stats.as_dict()},
+                              indent=2))
+        return
+    click.echo(result.text)
+    click.echo("---", err=True)
+    click.echo(f"pipeline: {' >> '.join(box.name for box in step.boxes)}", err=True)
+    click.echo(result.stats.summary(), err=True)
+
+
+@main.command()
+@click.option("--pipeline", "pipeline_spec", default="prompt-lookup", show_default=True,
+              help="A pipeline name, a JSON file or a JSON string.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("pipeline.png"), show_default=True, help="Where to write the PNG.")
+def draw(pipeline_spec: str, output: Path) -> None:
+    """Draw a pipeline as a PNG picture."""
+    from diagrammar.functors.draw import Draw
+
+    step = _load_pipeline(pipeline_spec)
+    try:
+        path = Draw()(step, output)
+    except OSError as error:
+        _fail(f"cannot write {output}: {error.strerror}")
+    click.echo(str(path))
+
+
+@main.command(name="pipelines")
+def list_pipelines() -> None:
+    """List the named pipelines."""
+    for name in sorted(PIPELINES):
+        step = PIPELINES[name]()
+        click.echo(f"{name:<24} {' >> '.join(box.name for box in step.boxes)}")
+
+
+@main.command()
+@click.argument("pipeline_spec")
+def show(pipeline_spec: str) -> None:
+    """Print a pipeline (name, file or JSON) as JSON."""
+    click.echo(to_json(_load_pipeline(pipeline_spec)))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

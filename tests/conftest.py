@@ -1,0 +1,67 @@
+"""Shared fixtures: small random models built in the test (no downloads) and a saved model
+folder with a tokenizer trained here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+logging.getLogger("transformers").setLevel(logging.ERROR)
+
+EOS = 3
+
+
+def make_model(kind: str, seed: int, vocab: int = 48, layers: int = 2, width: int = 32,
+               heads: int = 4, positions: int = 256, dtype: torch.dtype = torch.float64):
+    """A randomly initialised GPT-2 or Llama-style causal LM."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    if kind == "gpt2":
+        config = GPT2Config(vocab_size=vocab, n_positions=positions, n_embd=width,
+                            n_layer=layers, n_head=heads, eos_token_id=EOS, bos_token_id=EOS)
+        model = GPT2LMHeadModel(config)
+    elif kind == "llama":
+        config = LlamaConfig(vocab_size=vocab, hidden_size=width, intermediate_size=2 * width,
+                             num_hidden_layers=layers, num_attention_heads=heads,
+                             num_key_value_heads=max(1, heads // 2),
+                             max_position_embeddings=positions, eos_token_id=EOS,
+                             bos_token_id=1)
+        model = LlamaForCausalLM(config)
+    else:
+        raise ValueError(kind)
+    # Sharpen the random model so that greedy decoding is not dominated by near-ties.
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(4.0)
+    return model.to(dtype).eval()
+
+
+@pytest.fixture(scope="session")
+def model_factory():
+    return make_model
+
+
+@pytest.fixture(scope="session")
+def saved_model_dir(tmp_path_factory) -> Path:
+    """A GPT-2 model and a byte-level BPE tokenizer trained on this repository's source."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    source = Path(__file__).parent.parent / "diagrammar"
+    corpus = [path.read_text() for path in sorted(source.glob("**/*.py"))]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=2,
+                            special_tokens=["<|endoftext|>"], show_progress=False)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer,
+                                        eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2,
+                        n_head=2, eos_token_id=tokenizer.eos_token_id,
+                        bos_token_id=tokenizer.eos_token_id)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diagrammar.decoding import DraftTree
+from diagrammar.diagrams import (
+    Commit,
+    Context,
+    Drafter,
+    GreedyAccept,
+    NoDraft,
+    Pipeline,
+    PromptLookup,
+    StepBox,
+    Verify,
+    autoregressive,
+    speculative,
+)
+from diagrammar.functors import BACKENDS, CompiledDiagram, Decoder, Execute, ExecuteError, generate
+from diagrammar.functors.torch_backend import DrafterStep, load_torch_model
+from diagrammar.models import HFCausalLM
+
+PROMPT = [5, 6, 7, 8, 9, 5, 6, 7, 8, 9, 5, 6]
+
+
+@pytest.fixture(scope="module")
+def model(model_factory):
+    return model_factory("gpt2", 3)
+
+
+class Fixed(Drafter):
+    def __init__(self, tokens: list | None = None) -> None:
+        super().__init__(tokens=tokens or [])
+
+
+def test_execute_builds_a_decoder_with_stats(model):
+    decoder = Execute(model)(speculative(PromptLookup()))
+    assert isinstance(decoder, Decoder)
+    result = decoder.generate(PROMPT, 30)
+    assert len(result.tokens) == 30 and result.text is None
+    stats = result.stats
+    assert stats.steps == len(stats.accepted) and sum(stats.accepted) == 30
+    assert set(stats.box_seconds) == {box.name for box in decoder.diagram.boxes}
+    assert all(seconds > 0 for seconds in stats.box_seconds.values())
+    again = decoder.generate(PROMPT, 30)          # timers and drafter index reset per decode
+    assert again.tokens == result.tokens and again.stats.steps == stats.steps
+
+
+def test_override_table_is_a_custom_functor(model):
+    calls = []
+
+    def fixed(box, execute):
+        calls.append(box.spec["tokens"])
+        return DrafterStep(lambda state: DraftTree.chain(box.spec["tokens"][:state.draft_budget]))
+
+    greedy = Execute(model)(autoregressive()).generate(PROMPT, 12).tokens
+    execute = Execute(model, implementations={Fixed: fixed})
+    result = execute(speculative(Fixed(tokens=greedy[:5]))).generate(PROMPT, 12)
+    assert calls == [greedy[:5]]
+    assert result.tokens == greedy
+    assert result.stats.accepted[0] == 6          # five drafted tokens and the bonus
+
+
+def test_override_replaces_a_builtin_box(model):
+    seen = []
+
+    def spy_commit(box, execute):
+        from diagrammar.functors.torch_backend import commit_step
+
+        def run(state, accepted):
+            seen.append(accepted.tokens)
+            return commit_step(state, accepted)
+        return run
+
+    Execute(model, implementations={Commit: spy_commit})(autoregressive()).generate(PROMPT, 4)
+    assert len(seen) == 4
+
+
+def test_subclass_overrides_implement(model):
+    class Tracing(Execute):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.implemented = []
+
+        def implement(self, box):
+            self.implemented.append(type(box).__name__)
+            return super().implement(box)
+
+    tracing = Tracing(model)
+    tracing(speculative(PromptLookup() | NoDraft()))
+    assert tracing.implemented == ["Merge", "PromptLookup", "NoDraft", "Verify",
+                                   "GreedyAccept", "Commit"]
+
+
+def test_unknown_box_and_backend_are_clear_errors(model):
+    with pytest.raises(ExecuteError, match=r"box 'Fixed\(tokens=\[\]\)' \(Fixed\) has no "
+                                           "implementation on the 'torch' backend"):
+        Execute(model)(speculative(Fixed()))
+    with pytest.raises(ValueError, match="unknown backend 'tpu'; known backends: torch"):
+        Execute(model, backend="tpu")
+    with pytest.raises(TypeError, match="takes a pipeline"):
+        Execute(model)("not a diagram")
+
+
+def test_parallel_diagrams_run_side_by_side(model):
+    """``@`` runs two steps on two sequences; a swap exchanges the wires."""
+    from diagrammar.decoding.loop import decode
+
+    class Tick(StepBox):
+        dom, cod = Context, Context
+
+        def __init__(self):
+            super().__init__()
+
+    ticks = []
+
+    def tick(box, execute):
+        return lambda value: (ticks.append(value) or value + 1,)
+
+    compiled = Execute(model, implementations={Tick: tick})(
+        (Tick() @ Tick()) >> Pipeline.swap(Context, Context) >> (Tick() @ Pipeline.id(Context)))
+    assert isinstance(compiled, CompiledDiagram) and not isinstance(compiled, Decoder)
+    assert compiled(10, 20) == (22, 11)
+    assert ticks == [10, 20, 21]
+    assert callable(decode)
+
+
+def test_generate_shortcut_and_model_forms(model, saved_model_dir):
+    assert generate(model, PROMPT, "autoregressive", max_new_tokens=3).stats.steps == 3
+    lm = HFCausalLM(model)
+    assert load_torch_model(lm) is lm
+    assert isinstance(load_torch_model((model, None)), HFCausalLM)
+    assert isinstance(load_torch_model(str(saved_model_dir)), HFCausalLM)
+    with pytest.raises(TypeError, match="the torch backend takes"):
+        load_torch_model(42)
+    result = generate(saved_model_dir, "def f(x):", "prompt-lookup", max_new_tokens=5)
+    assert isinstance(result.text, str) and len(result.tokens) == 5
+    assert "torch" in BACKENDS
+
+
+def test_every_builtin_box_has_a_torch_implementation():
+    for box in [NoDraft(), PromptLookup(), Verify(), GreedyAccept(), Commit()]:
+        assert any(cls in BACKENDS["torch"].implementations for cls in type(box).__mro__)
+
+
+def test_custom_functor_example_runs():
+    example = Path(__file__).parents[2] / "examples" / "custom_functor.py"
+    out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert out.count("identical to greedy: True") == 2

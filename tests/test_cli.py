@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from diagrammar.cli import main
+from diagrammar.diagrams import PromptLookup, save, speculative
+
+
+@pytest.fixture
+def run():
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+    return invoke
+
+
+def test_generate_prints_text_and_stats(run, saved_model_dir):
+    result = run("generate", "--model", str(saved_model_dir), "--prompt", "def f(x):",
+                 "--max-new-tokens", "8", "--threads", "1")
+    assert result.exit_code == 0, result.output
+    assert "MAT" in result.output and "tokens/s" in result.output
+    assert "PromptLookup >> Verify >> GreedyAccept >> Commit" in result.output
+
+
+def test_generate_json_with_a_pipeline_file(run, saved_model_dir, tmp_path):
+    path = save(speculative(PromptLookup(num_tokens=3)), tmp_path / "p.json")
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("x = 1\nx = 1\nx =")
+    result = run("generate", "--model", str(saved_model_dir), "--pipeline", str(path),
+                 "--prompt-file", str(prompt), "--max-new-tokens", "6", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["tokens"]) == 6 and data["stats"]["new_tokens"] == 6
+    assert data["pipeline"]["layers"][0]["box"]["spec"]["num_tokens"] == 3
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--model", "/no/such/dir", "--prompt", "x"], "model path /no/such/dir does not exist"),
+    (["--pipeline", "nope", "--prompt", "x"], "unknown pipeline 'nope'"),
+    (["--pipeline", "{bad", "--prompt", "x"], "malformed pipeline JSON at line 1, column 2"),
+    ([], "give exactly one of --prompt"),
+])
+def test_generate_errors_are_one_clear_line(run, saved_model_dir, args, message):
+    if "--model" not in args:
+        args = ["--model", str(saved_model_dir), *args]
+    result = run("generate", *args)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_prompt_longer_than_the_context(run, saved_model_dir):
+    result = run("generate", "--model", str(saved_model_dir), "--prompt", "word " * 200,
+                 "--max-new-tokens", "4")
+    assert result.exit_code == 1
+    assert "the model's context holds 128" in result.output
+
+
+def test_draw_pipelines_and_show(run, tmp_path):
+    out = tmp_path / "p.png"
+    result = run("draw", "--pipeline", "prompt-lookup-tree", "-o", str(out))
+    assert result.exit_code == 0 and out.stat().st_size > 0
+    listing = run("pipelines").output
+    assert "autoregressive" in listing and "prompt-lookup-tree" in listing
+    shown = run("show", "prompt-lookup").stdout
+    assert json.loads(shown)["format"] == "diagrammar.pipeline"
+
+
+def test_console_script_is_installed():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = shutil.which("diagrammar") or str(Path(sys.executable).parent / "diagrammar")
+    out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
+    assert "generate" in out and "draw" in out

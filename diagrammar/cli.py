@@ -3,6 +3,7 @@
     diagrammar generate --model PATH --pipeline prompt-lookup --prompt "def add(a, b):"
     diagrammar draw --pipeline prompt-lookup-tree -o step.png
     diagrammar pipelines
+    diagrammar train-default --size small  # the embedded default model, trained here
     diagrammar show prompt-lookup          # the pipeline as JSON, to edit and pass back
 
 Every failure the user can fix (a bad path, a bad pipeline, a prompt too long) ends with one
@@ -128,6 +129,25 @@ def draw(pipeline_spec: str, output: Path) -> None:
     except OSError as error:
         _fail(f"cannot write {output}: {error.strerror}")
     click.echo(str(path))
+
+
+@main.command(name="train-default")
+@click.option("--size", type=click.Choice(["tiny", "small", "all"]), default="small",
+              show_default=True, help="Which embedded default model to train.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to cache it (default: $DIAGRAMMAR_CACHE or the user cache folder).")
+@click.option("--force", is_flag=True, help="Retrain even if a current model is cached.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_default_command(size: str, cache_dir: Path | None, force: bool, quiet: bool) -> None:
+    """Train (or find cached) the embedded default model on this machine's standard library."""
+    from diagrammar.models.default import SIZES, CacheDirError, summary, train_default
+
+    for name in SIZES if size == "all" else (size,):
+        try:
+            path = train_default(name, cache_dir=cache_dir, force=force, progress=not quiet)
+        except CacheDirError as error:
+            _fail(str(error))
+        click.echo(summary(name, cache_dir, path))
 
 
 @main.command(name="pipelines")

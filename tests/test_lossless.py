@@ -17,6 +17,7 @@ from diagrammar.decoding.tree import DraftTree
 from diagrammar.diagrams import Drafter, PromptLookup, autoregressive, speculative
 from diagrammar.functors import Execute
 from diagrammar.functors.torch_backend import DrafterStep
+from diagrammar.models import HFCausalLM
 
 VOCAB = 48
 
@@ -70,13 +71,16 @@ _MODELS: dict = {}
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["gpt2", "llama"]), model_seed=st.integers(0, 3),
+@given(kind=st.sampled_from(["gpt2", "gpt2-generic", "llama"]), model_seed=st.integers(0, 3),
        prompt=st.lists(st.integers(4, VOCAB - 1), min_size=1, max_size=40),
        max_new_tokens=st.integers(1, 40), tree_seed=st.integers(0, 2**31))
 def test_random_trees_are_lossless(model_factory, kind, model_seed, prompt, max_new_tokens,
                                    tree_seed):
-    model = _model(model_factory, kind, model_seed)
-    execute = Execute(model)
+    """gpt2 runs the lean GPT-2 forward; gpt2-generic and llama the Hugging Face forward."""
+    model = _model(model_factory, kind.removesuffix("-generic"), model_seed)
+    lm = HFCausalLM(model, fast=not kind.endswith("-generic"))
+    assert lm.fast == (kind == "gpt2")
+    execute = Execute(lm)
     greedy = execute(autoregressive()).generate(prompt, max_new_tokens).tokens
     hf = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=max_new_tokens,
                         pad_token_id=3)[0, len(prompt):].tolist()
@@ -88,7 +92,7 @@ def test_random_trees_are_lossless(model_factory, kind, model_seed, prompt, max_
         drafters.append(OracleTreeDrafter(box.spec, greedy))
         return DrafterStep(drafters[-1])
 
-    custom = Execute(model, implementations={OracleTree: oracle})
+    custom = Execute(lm, implementations={OracleTree: oracle})
     result = custom(speculative(OracleTree(seed=tree_seed))).generate(prompt, max_new_tokens)
     assert result.tokens == greedy
     assert sum(result.stats.accepted) == len(greedy)

@@ -40,11 +40,15 @@ class HFCausalLM:
 
     Works with any decoder-only model whose forward accepts ``position_ids``, a 4-D additive
     ``attention_mask`` and a ``DynamicCache`` (GPT-2, Llama, Mistral, Qwen, ... in
-    transformers >= 5).
+    transformers >= 5). For GPT-2 models, ``fast=True`` (the default) uses the lean forward of
+    :mod:`diagrammar.models.fast_gpt2` on the same weights.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer=None) -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer=None, fast: bool = True) -> None:
+        from diagrammar.models import fast_gpt2
+
         self.model = model.eval()
+        self.fast = fast and fast_gpt2.supports(model)
         self.tokenizer = tokenizer
         config = model.config
         self.config = config
@@ -109,6 +113,10 @@ class HFCausalLM:
 
     def session(self, prompt_ids: Sequence[int]) -> TreeSession:
         """Prefills the cache with the prompt (all but its last token) and returns the session."""
+        if self.fast:
+            from diagrammar.models.fast_gpt2 import FastGPT2Session
+
+            return FastGPT2Session(self.model, prompt_ids)
         return TreeSession(self, prompt_ids)
 
 

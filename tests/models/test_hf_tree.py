@@ -20,10 +20,15 @@ from diagrammar.models import ContextTooLongError, HFCausalLM, ModelLoadError, l
 _MODELS: dict = {}
 
 
+KINDS = ["gpt2", "gpt2-generic", "llama"]
+
+
 def _lm(model_factory, kind, dtype=torch.float64):
+    """gpt2 runs the lean GPT-2 session; gpt2-generic and llama the Hugging Face forward."""
     key = (kind, dtype)
     if key not in _MODELS:
-        _MODELS[key] = HFCausalLM(model_factory(kind, 7, dtype=dtype))
+        model = model_factory(kind.removesuffix("-generic"), 7, dtype=dtype)
+        _MODELS[key] = HFCausalLM(model, fast=not kind.endswith("-generic"))
     return _MODELS[key]
 
 
@@ -42,7 +47,7 @@ def _reference_logits(model, ids: list[int]) -> torch.Tensor:
 
 @pytest.mark.parametrize("dtype,tolerance", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
 @settings(max_examples=25, deadline=None)
-@given(kind=st.sampled_from(["gpt2", "llama"]), seed=st.integers(0, 10**6),
+@given(kind=st.sampled_from(KINDS), seed=st.integers(0, 10**6),
        prompt_length=st.integers(1, 30), nodes=st.integers(0, 24))
 def test_tree_logits_match_each_path(model_factory, dtype, tolerance, kind, seed,
                                      prompt_length, nodes):
@@ -62,7 +67,7 @@ def test_tree_logits_match_each_path(model_factory, dtype, tolerance, kind, seed
 
 
 @settings(max_examples=20, deadline=None)
-@given(kind=st.sampled_from(["gpt2", "llama"]), seed=st.integers(0, 10**6))
+@given(kind=st.sampled_from(KINDS), seed=st.integers(0, 10**6))
 def test_keep_leaves_the_cache_of_the_accepted_path(model_factory, kind, seed):
     """After keep(path), scoring the next token equals a fresh run over prompt + path."""
     lm = _lm(model_factory, kind)
@@ -83,8 +88,9 @@ def test_keep_leaves_the_cache_of_the_accepted_path(model_factory, kind, seed):
                                atol=1e-9, rtol=0)
 
 
-def test_truncate_rolls_back(model_factory):
-    lm = _lm(model_factory, "gpt2")
+@pytest.mark.parametrize("kind", KINDS)
+def test_truncate_rolls_back(model_factory, kind):
+    lm = _lm(model_factory, kind)
     prompt = list(range(4, 20))
     session = lm.session(prompt)
     session.verify(prompt[-1], [5, 6, 7], [-1, 0, 1])
@@ -98,8 +104,9 @@ def test_truncate_rolls_back(model_factory):
         session.truncate(99)
 
 
-def test_keep_requires_verify_and_parents_come_first(model_factory):
-    lm = _lm(model_factory, "gpt2")
+@pytest.mark.parametrize("kind", KINDS)
+def test_keep_requires_verify_and_parents_come_first(model_factory, kind):
+    lm = _lm(model_factory, kind)
     session = lm.session([4, 5, 6])
     with pytest.raises(RuntimeError, match="must follow verify"):
         session.keep([])
@@ -140,3 +147,26 @@ def test_load_model_round_trip(saved_model_dir):
     no_tokenizer = HFCausalLM(lm.model)
     with pytest.raises(ModelLoadError, match="no tokenizer"):
         no_tokenizer.encode("x")
+
+
+def test_lean_session_is_used_only_for_plain_gpt2(model_factory):
+    from diagrammar.models.fast_gpt2 import FastGPT2Session, supports
+
+    gpt2 = model_factory("gpt2", 1)
+    assert supports(gpt2) and isinstance(HFCausalLM(gpt2).session([4, 5]), FastGPT2Session)
+    assert not isinstance(HFCausalLM(gpt2, fast=False).session([4, 5]), FastGPT2Session)
+    assert not supports(model_factory("llama", 1))
+    gpt2.config.scale_attn_by_inverse_layer_idx = True
+    assert not supports(gpt2)
+
+
+def test_lean_session_grows_its_buffer(model_factory):
+    lm = _lm(model_factory, "gpt2")
+    prompt = list(range(4, 40))
+    session = lm.session(prompt)
+    capacity = session.capacity
+    tokens = [5] * (capacity - len(prompt) + 3)
+    scores = session.verify(prompt[-1], tokens, list(range(-1, len(tokens) - 1)))
+    assert session.capacity > capacity
+    torch.testing.assert_close(scores[-1], _reference_logits(lm.model, prompt + tokens),
+                               atol=1e-9, rtol=0)

@@ -23,7 +23,6 @@ class DecodeState:
         eos_token_ids: tokens that end the generation (kept in the output).
         done: set by the commit once the budget is spent or an end token is written.
         accepted: tokens committed at each step, the bonus token included.
-        scratch: room for boxes that keep per-sequence data (keyed by the box).
     """
 
     session: Any
@@ -33,7 +32,6 @@ class DecodeState:
     eos_token_ids: frozenset[int] = frozenset()
     done: bool = False
     accepted: list[int] = field(default_factory=list)
-    scratch: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def generated(self) -> int:

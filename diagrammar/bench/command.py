@@ -1,0 +1,94 @@
+"""The benchmark's command line, shared by ``benchmarks/spec_bench.py`` and ``diagrammar bench``.
+
+Example:
+    >>> from click.testing import CliRunner
+    >>> CliRunner().invoke(command, ["--help"]).output.splitlines()[0]
+    'Usage: bench [OPTIONS]'
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+__all__ = ["DEFAULT_OUT", "command", "main"]
+
+#: Where reports go by default.
+DEFAULT_OUT = Path("benchmarks") / "results"
+
+
+def main(*, quick: bool = False, model: str | None = None, assistant: str | None = None,
+         threads: int = 2, out: str | Path = DEFAULT_OUT, prompts: int | None = None,
+         max_new_tokens: int | None = None, pipelines: Sequence[str] = (),
+         tie_margin: float | None = None, progress: bool = True) -> int:
+    """Runs the benchmark, writes JSON/Markdown/PNG into ``out``, prints the Markdown.
+
+    Returns the exit status: 0, or 1 when a lossless method diverged from Hugging Face greedy
+    at a clear logit margin (a bug; the reports are written first).
+    """
+    from diagrammar.bench.report import to_markdown, write_reports
+    from diagrammar.bench.runner import BenchConfig, run_benchmark
+
+    options = dict(model=model, assistant=assistant, threads=threads, per_category=prompts,
+                   max_new_tokens=max_new_tokens, pipelines=tuple(pipelines) or None,
+                   tie_margin=tie_margin, progress=progress)
+    if quick:
+        config = BenchConfig.for_quick(**options)
+    else:
+        config = BenchConfig(**{k: v for k, v in options.items() if v is not None})
+    result = run_benchmark(config)
+    paths = write_reports(result, out)
+    click.echo(to_markdown(result))
+    for kind, path in paths.items():
+        click.echo(f"{kind}: {path}", err=True)
+    for run in result.near_ties:
+        click.echo(f"warning: near-tie: {run.method} on {run.prompt} diverged from hf/greedy at "
+                   f"token {run.divergence.position} (logit margin {run.divergence.margin:.3g})",
+                   err=True)
+    if not result.ok:
+        click.echo(f"error: {len(result.bugs)} generation(s) of lossless methods diverged from "
+                   "hf/greedy with a clear logit margin (not a near-tie): a bug. See the "
+                   f"Exactness section of {paths['markdown']}.", err=True)
+        return 1
+    return 0
+
+
+@click.command(name="bench", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--quick", is_flag=True,
+              help="Harness check: tiny model, 2 prompts per category, 32 new tokens.")
+@click.option("--model", default=None,
+              help="A local Hugging Face model folder, or default:tiny / default:small "
+                   "[default: default:small; default:tiny with --quick].")
+@click.option("--assistant", default=None,
+              help="Assistant model for hf/assisted [default: default:tiny for a default model; "
+                   "skipped for a --model PATH without it].")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="torch threads, fixed for the run.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+              show_default=True, help="Folder for the JSON, Markdown and PNG reports.")
+@click.option("--prompts", type=click.IntRange(min=1), default=None,
+              help="Prompts per category [default: 20; 2 with --quick].")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None,
+              help="New tokens per generation [default: 128; 32 with --quick].")
+@click.option("--pipeline", "pipelines", multiple=True,
+              help="Only these of our pipelines (repeatable) [default: every registered one].")
+@click.option("--tie-margin", type=float, default=None,
+              help="Logit margin below which a divergence is a near-tie [default: 1e-3].")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def command(quick: bool, model: str | None, assistant: str | None, threads: int, out: Path,
+            prompts: int | None, max_new_tokens: int | None, pipelines: tuple[str, ...],
+            tie_margin: float | None, no_progress: bool) -> None:
+    """Spec-Bench-style benchmark: Hugging Face generate (greedy, prompt lookup, assisted)
+    against our pipelines, per prompt category, interleaved in one run."""
+    from diagrammar.models.errors import ModelError
+
+    try:
+        status = main(quick=quick, model=model, assistant=assistant, threads=threads, out=out,
+                      prompts=prompts, max_new_tokens=max_new_tokens, pipelines=pipelines,
+                      tie_margin=tie_margin, progress=not no_progress)
+    except (ModelError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    sys.exit(status)

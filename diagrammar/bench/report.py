@@ -1,0 +1,246 @@
+"""Benchmark reports: JSON (everything), a Markdown table and a PNG plot.
+
+Example:
+    >>> from diagrammar.bench.runner import BenchConfig, run_benchmark
+    >>> result = run_benchmark(BenchConfig.for_quick())          # doctest: +SKIP
+    >>> paths = write_reports(result, "benchmarks/results")      # doctest: +SKIP
+    >>> sorted(paths)                                            # doctest: +SKIP
+    ['json', 'markdown', 'png']
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from diagrammar.bench.prompts import CATEGORIES, CATEGORY_TITLES
+from diagrammar.bench.runner import REFERENCE, BenchResult
+
+__all__ = ["targets", "to_json", "to_markdown", "plot", "write_reports"]
+
+#: The issue's performance targets, checked against the overall same-run speedups.
+AR_TARGET = 1.2
+
+
+def targets(result: BenchResult) -> list[dict[str, Any]]:
+    """The project's targets and whether this run meets them.
+
+    * ``ours/autoregressive`` at least 1.2x ``hf/greedy`` (median same-prompt speedup);
+    * ``ours/prompt-lookup`` at least as fast as ``hf/prompt-lookup``;
+    * every lossless method matches ``hf/greedy`` exactly (near-ties aside).
+    """
+    overall = result.summary["overall"]
+
+    def speed(name: str) -> float | None:
+        return overall.get(name, {}).get("speedup")
+
+    out: list[dict[str, Any]] = []
+    ar = speed("ours/autoregressive")
+    out.append({"target": f"ours/autoregressive >= {AR_TARGET}x hf/greedy",
+                "value": ar, "met": ar is not None and ar >= AR_TARGET})
+    ours, theirs = speed("ours/prompt-lookup"), speed("hf/prompt-lookup")
+    out.append({"target": "ours/prompt-lookup >= hf/prompt-lookup",
+                "value": None if ours is None or theirs is None else ours / theirs,
+                "met": ours is not None and theirs is not None and ours >= theirs})
+    exact = [r for r in result.runs if r.exact is not None]
+    out.append({"target": "100% exact match of lossless methods (near-ties reported)",
+                "value": sum(r.exact for r in exact) / len(exact) if exact else None,
+                "met": result.ok})
+    return out
+
+
+def to_json(result: BenchResult) -> dict[str, Any]:
+    """All measurements as JSON data."""
+    return {
+        "meta": result.meta,
+        "methods": result.methods,
+        "summary": result.summary,
+        "targets": targets(result),
+        "cost_curve": result.cost_curve,
+        "timing_breakdown": result.timing_breakdown,
+        "near_ties": [r.prompt + " " + r.method for r in result.near_ties],
+        "bugs": [r.prompt + " " + r.method for r in result.bugs],
+        "prompts": [{"id": p.id, "category": p.category, "module": p.module, "name": p.name,
+                     "chars": len(p.text)} for p in result.prompts],
+        "runs": [r.as_dict() for r in result.runs],
+    }
+
+
+def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:{spec}}{suffix}"
+
+
+def _method_rows(result: BenchResult, category: str) -> list[str]:
+    rows = []
+    lossless = {m["name"]: m["lossless"] for m in result.methods}
+    for method in (m["name"] for m in result.methods):
+        cell = result.summary[category][method]
+        exact = cell["exact"]
+        mark = "" if exact is None or exact == 1 or not lossless[method] else " ⚠"
+        rows.append(f"| {method} | {_fmt(cell['tokens_per_second'], '.1f')} | "
+                    f"{_fmt(cell['speedup'], '.2f', 'x')} | {_fmt(cell['mat'], '.2f')} | "
+                    f"{_fmt(None if exact is None else 100 * exact, '.0f', '%')}{mark} |")
+    return rows
+
+
+def to_markdown(result: BenchResult) -> str:
+    """The report as Markdown: setup, overall and per-category tables, targets, cost curve."""
+    meta = result.meta
+    machine = meta["machine"]
+    config = meta["config"]
+    n_prompts = len(result.prompts)
+    lines = [
+        f"# Spec-Bench-style benchmark{' (quick)' if config.get('quick') else ''}",
+        "",
+        f"- date: {meta['date']} (run took {meta['seconds']:.0f} s)",
+        f"- machine: {machine['platform']}, {machine['processor']}, "
+        f"{machine['cpu_count']} CPUs; torch threads fixed at {meta['threads']}",
+        f"- software: Python {machine['python']}, torch {machine['torch']}, "
+        f"transformers {machine['transformers']}",
+        f"- model: {meta['model']}",
+    ]
+    manifest = meta.get("model_manifest")
+    if manifest:
+        lines.append("- model manifest: " + ", ".join(f"{k}={v}" for k, v in manifest.items()
+                                                       if k != "heldout_modules"))
+    lines += [
+        f"- assistant (hf/assisted): {meta['assistant'] or 'none given; hf/assisted skipped'}",
+        f"- prompts: {n_prompts} ({config['per_category']} per category) from held-out modules "
+        f"{', '.join((manifest or {}).get('heldout_modules', [])) or '(see prompts.py)'}; "
+        f"{config['max_new_tokens']} new tokens each, greedy",
+        "",
+        f"Speedup is the median over prompts of the same-prompt time ratio against "
+        f"`{REFERENCE}` (interleaved in one run, wall time including prefill); tokens/s is the "
+        "median over prompts; MAT is new tokens per target forward pass (bonus token "
+        f"counted); exact is the share of generations identical to `{REFERENCE}`.",
+        "",
+        "## Overall",
+        "",
+        "| method | tokens/s | speedup | MAT | exact |",
+        "|---|---:|---:|---:|---:|",
+        *_method_rows(result, "overall"),
+        "",
+        "## By category",
+        "",
+    ]
+    for category in CATEGORIES:
+        if category not in result.summary:
+            continue
+        lines += [f"### {category}: {CATEGORY_TITLES[category]}", "",
+                  "| method | tokens/s | speedup | MAT | exact |", "|---|---:|---:|---:|---:|",
+                  *_method_rows(result, category), ""]
+    lines += ["## Targets", ""]
+    for target in targets(result):
+        value = target["value"]
+        lines.append(f"- {'met' if target['met'] else '**not met**'}: {target['target']} "
+                     f"(measured {_fmt(value, '.3f')})")
+    lines += ["", "## Exactness", ""]
+    if result.bugs:
+        lines.append(f"**{len(result.bugs)} generation(s) of lossless methods diverged from "
+                     f"`{REFERENCE}` with a clear logit margin: a bug.**")
+    for run in result.bugs + result.near_ties:
+        d = run.divergence
+        kind = "near-tie" if d.near_tie else "MISMATCH"
+        lines.append(f"- {kind}: `{run.method}` on `{run.prompt}` at new token {d.position} "
+                     f"(expected {d.expected}, got {d.got}; top-1 minus top-2 logit margin "
+                     f"{d.margin:.3g}, tie threshold {meta['tie_margin']:g})")
+    if not result.bugs and not result.near_ties:
+        lines.append(f"Every generation of every method matched `{REFERENCE}` token for token.")
+    curve = result.cost_curve
+    lines += ["", "## Verification cost curve", "",
+              f"t(n)/t(1): time of one forward pass scoring n tokens (root included, a chain of "
+              f"n - 1 draft tokens) over {curve['context_tokens']} cached tokens, median of "
+              f"{curve['repeats']} interleaved repeats.", "",
+              "| n | " + " | ".join(str(n) for n in _pick(curve["sizes"])) + " |",
+              "|---|" + "---:|" * len(_pick(curve["sizes"])),
+              "| t(n)/t(1) | " + " | ".join(
+                  f"{curve['ratio'][curve['sizes'].index(n)]:.2f}"
+                  for n in _pick(curve["sizes"])) + " |", ""]
+    if result.timing_breakdown:
+        lines += ["## Where our pipelines spend their time", "",
+                  "Share of wall time (all prompts), and decode milliseconds per step.", "",
+                  "| method | ms/step | prefill | " + " | ".join(_parts(result)) + " |",
+                  "|---|---:|---:|" + "---:|" * len(_parts(result))]
+        for method, shares in result.timing_breakdown.items():
+            cells = [f"{100 * shares.get(part, 0.0):.0f}%" for part in _parts(result)]
+            lines.append(f"| {method} | {shares['ms_per_step']:.2f} | "
+                         f"{100 * shares['prefill']:.0f}% | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _parts(result: BenchResult) -> list[str]:
+    parts: list[str] = []
+    for shares in result.timing_breakdown.values():
+        for key in shares:
+            if key not in ("prefill", "ms_per_step") and key not in parts:
+                parts.append(key)
+    return parts
+
+
+def _pick(sizes: list[int]) -> list[int]:
+    """The powers of two (and the largest size) of a cost curve, for the table."""
+    wanted = [n for n in sizes if n & (n - 1) == 0]
+    if sizes and sizes[-1] not in wanted:
+        wanted.append(sizes[-1])
+    return wanted
+
+
+def plot(result: BenchResult, path: str | Path) -> Path:
+    """A PNG: speedup against ``hf/greedy`` by category and method, and the cost curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    groups = [c for c in [*CATEGORIES, "overall"] if c in result.summary]
+    methods = [m["name"] for m in result.methods]
+    fig, (bars, curve_ax) = plt.subplots(1, 2, figsize=(14, 5),
+                                         gridspec_kw={"width_ratios": [3, 2]})
+    width = 0.8 / max(1, len(methods))
+    for i, method in enumerate(methods):
+        values = [result.summary[g][method]["speedup"] or 0.0 for g in groups]
+        xs = [g + (i - (len(methods) - 1) / 2) * width for g in range(len(groups))]
+        bars.bar(xs, values, width, label=method)
+    bars.axhline(1.0, color="black", linewidth=0.8)
+    bars.set_xticks(range(len(groups)), groups)
+    bars.set_ylabel(f"speedup vs {REFERENCE} (median same-prompt ratio)")
+    bars.set_title(f"{result.meta['model_spec']}: speedup by category")
+    bars.legend(fontsize=8)
+    curve = result.cost_curve
+    curve_ax.plot(curve["sizes"], curve["ratio"], marker=".")
+    curve_ax.set_xlabel("tokens per verification pass n (root included)")
+    curve_ax.set_ylabel("t(n) / t(1)")
+    curve_ax.set_title(f"verification cost, {curve['context_tokens']} cached tokens")
+    curve_ax.grid(True, alpha=0.3)
+    fig.suptitle(f"{result.meta['date']}, {result.meta['machine']['cpu_count']} CPUs, "
+                 f"{result.meta['threads']} torch threads", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_reports(result: BenchResult, out_dir: str | Path,
+                  stem: str | None = None) -> dict[str, Path]:
+    """Writes ``STEM.json``, ``STEM.md`` and ``STEM.png`` into ``out_dir``.
+
+    ``stem`` defaults to ``spec_bench`` (``spec_bench_quick`` for a quick run), so a quick run
+    never overwrites the full results.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if stem is None:
+        stem = "spec_bench_quick" if result.meta["config"].get("quick") else "spec_bench"
+    paths = {"json": out / f"{stem}.json", "markdown": out / f"{stem}.md",
+             "png": out / f"{stem}.png"}
+    paths["json"].write_text(json.dumps(to_json(result), indent=1, default=str) + "\n")
+    paths["markdown"].write_text(to_markdown(result))
+    plot(result, paths["png"])
+    return paths

@@ -1,0 +1,91 @@
+"""End to end: ``diagrammar bench --quick`` on the tiny default model, and the loud failure of a
+lossless method that diverges. No timing is asserted: only that the harness works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from diagrammar.bench.prompts import CATEGORIES
+from diagrammar.diagrams import PIPELINES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_run_end_to_end(bench_tiny_lm, tmp_path):
+    from diagrammar.cli import main
+
+    result = CliRunner().invoke(
+        main, ["bench", "--quick", "--threads", "2", "--out", str(tmp_path), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "## Overall" in result.output
+    data = json.loads((tmp_path / "spec_bench_quick.json").read_text())
+    for suffix in ("md", "png"):
+        assert (tmp_path / f"spec_bench_quick.{suffix}").stat().st_size > 0
+    names = [m["name"] for m in data["methods"]]
+    assert names[:3] == ["hf/greedy", "hf/prompt-lookup", "hf/assisted"]
+    assert {f"ours/{name}" for name in PIPELINES} <= set(names)
+    assert len(data["prompts"]) == 2 * len(CATEGORIES)
+    assert len(data["runs"]) == len(data["prompts"]) * len(names)
+    overall = data["summary"]["overall"]
+    for name in names:
+        cell = overall[name]
+        assert cell["runs"] == 2 * len(CATEGORIES)
+        assert cell["tokens_per_second"] > 0 and cell["speedup"] > 0
+        assert cell["mat"] >= 1.0
+    assert overall["hf/greedy"]["speedup"] == 1.0 and overall["hf/greedy"]["mat"] == 1.0
+    assert overall["ours/autoregressive"]["mat"] == 1.0
+    # Lossless everywhere: 100% exact, or a reported near-tie (a float tie, not a bug).
+    assert data["bugs"] == []
+    for run in data["runs"]:
+        assert run["exact"] or run["divergence"]["near_tie"], run
+    assert data["meta"]["threads"] == 2 and data["meta"]["config"]["quick"]
+    assert data["meta"]["model_manifest"]["size"] == "tiny"
+    curve = data["cost_curve"]
+    assert curve["sizes"][0] == 1 and curve["ratio"][0] == 1.0 and max(curve["sizes"]) == 128
+    assert data["timing_breakdown"]["ours/autoregressive"]["verify"] > 0
+
+
+def test_a_diverging_lossless_method_fails_the_run(bench_tiny_lm, tmp_path, monkeypatch):
+    """A method that claims to be lossless but changes a token makes the run exit non-zero."""
+    from diagrammar.bench import command, runner
+
+    real = runner.build_methods
+
+    def with_a_broken_method(target, assistant, pipelines=None):
+        methods = real(target, assistant, ["autoregressive"])
+        good = methods[-1]
+
+        def broken(ids, max_new_tokens):
+            tokens, steps, stats = good.run(ids, max_new_tokens)
+            # A confident token the target would not pick: its least likely one.
+            lm = target.lm
+            with __import__("torch").no_grad():
+                logits = lm.model(input_ids=__import__("torch").tensor([ids])).logits[0, -1]
+            return [int(logits.argmin())] + tokens[1:], steps, stats
+
+        methods.append(runner.Method("ours/broken", True, broken))
+        return methods
+
+    monkeypatch.setattr(runner, "build_methods", with_a_broken_method)
+    status = command.main(quick=True, prompts=1, max_new_tokens=8, out=tmp_path,
+                          progress=False)
+    assert status == 1
+    data = json.loads((tmp_path / "spec_bench_quick.json").read_text())
+    assert len(data["bugs"]) == len(CATEGORIES)
+    assert all(bug.endswith("ours/broken") for bug in data["bugs"])
+    assert data["summary"]["overall"]["ours/broken"]["exact"] == 0.0
+    assert data["summary"]["overall"]["ours/autoregressive"]["exact"] == 1.0
+    assert "MISMATCH" in (tmp_path / "spec_bench_quick.md").read_text()
+
+
+def test_script_help():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "spec_bench.py"), "--help"],
+                         capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    for option in ("--quick", "--model", "--assistant", "--threads", "--out"):
+        assert option in out.stdout

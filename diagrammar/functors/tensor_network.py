@@ -156,6 +156,11 @@ class TensorNetwork:
 
 
 def _namespace(backend: Backend, params: Mapping[str, Any], network: TensorNetwork):
+    if backend not in ("torch", "jax", "numpy"):
+        raise ValueError(f"unknown backend {backend!r}; use 'torch', 'jax' or 'numpy'")
+    missing = sorted(k for k in network.shapes() if k not in params)
+    if missing:
+        raise KeyError(f"missing parameters for boxes {missing}")
     like = None
     for op in network.operands:
         if op.kind == "param":
@@ -169,9 +174,7 @@ def _namespace(backend: Backend, params: Mapping[str, Any], network: TensorNetwo
         import jax.numpy as jnp
 
         return jnp, like
-    if backend == "numpy":
-        return np, like
-    raise ValueError(f"unknown backend {backend!r}; use 'torch', 'jax' or 'numpy'")
+    return np, like
 
 
 def _ones(xp, backend: Backend, shape: tuple[int, ...], like):
@@ -294,14 +297,15 @@ class TensorFunctor:
         if isinstance(box, Spider):
             width = len(box.typ)
             dims = self.dims_of(box.typ)
-            if box.n_legs_in:
+            n_in, n_out = len(box.dom) // width, len(box.cod) // width
+            if n_in:
                 centre = legs_in[:width]
-                for leg in range(1, box.n_legs_in):
+                for leg in range(1, n_in):
                     for i in range(width):
                         labels.union(centre[i], legs_in[leg * width + i])
             else:
                 centre = [labels.new(d) for d in dims]
-            return list(centre) * box.n_legs_out
+            return list(centre) * n_out
         # A word or a generic box: a parameter tensor (or a fixed Frobenius word).
         cod_dims = self.dims_of(box.cod)
         legs_out = [labels.new(d) for d in cod_dims]

@@ -1,0 +1,100 @@
+"""Optimisers: SPSA for circuit models (gradient-free), Adam for array parameters.
+
+Torch tensor models use ``torch.optim.Adam``; :class:`Adam` here updates dictionaries of
+NumPy or JAX arrays (the JAX tensor model).
+
+Example
+-------
+>>> import numpy as np
+>>> spsa = SPSA(a=0.2, c=0.1, seed=0)
+>>> theta = np.array([1.0, -1.0])
+>>> for _ in range(200):
+...     theta = spsa.step(lambda t: float(np.sum(t ** 2)), theta)
+>>> bool(np.sum(theta ** 2) < 0.05)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SPSA", "Adam"]
+
+
+class SPSA:
+    """Simultaneous perturbation stochastic approximation (Spall 1998).
+
+    Each step draws a random ±1 direction ``delta``, evaluates the loss at
+    ``theta ± c_k delta`` and moves by ``a_k (L+ - L-) / (2 c_k) * delta`` with the standard
+    decaying gains ``a_k = a / (k + 1 + A) ** alpha`` and ``c_k = c / (k + 1) ** gamma``.
+    Two loss evaluations per step, whatever the number of parameters.
+    """
+
+    def __init__(
+        self,
+        a: float = 0.05,
+        c: float = 0.06,
+        A: float = 10.0,
+        alpha: float = 0.602,
+        gamma: float = 0.101,
+        seed: int = 0,
+    ) -> None:
+        if a <= 0 or c <= 0:
+            raise ValueError("SPSA gains a and c must be positive")
+        self.a, self.c, self.A, self.alpha, self.gamma = a, c, A, alpha, gamma
+        self.k = 0
+        self.rng = np.random.default_rng(seed)
+        self.last_loss: float | None = None
+
+    def step(self, loss: Callable[[np.ndarray], float], theta: np.ndarray) -> np.ndarray:
+        """One update of ``theta``; :attr:`last_loss` is the mean of the two evaluations."""
+        ak = self.a / (self.k + 1 + self.A) ** self.alpha
+        ck = self.c / (self.k + 1) ** self.gamma
+        delta = self.rng.choice([-1.0, 1.0], size=np.shape(theta))
+        plus = float(loss(theta + ck * delta))
+        minus = float(loss(theta - ck * delta))
+        self.last_loss = 0.5 * (plus + minus)
+        self.k += 1
+        return theta - ak * (plus - minus) / (2 * ck) * delta
+
+
+class Adam:
+    """Adam (Kingma and Ba 2015) on a dictionary of NumPy or JAX arrays, with the same
+    optional L2 ``weight_decay`` as ``torch.optim.Adam``.
+
+    >>> import numpy as np
+    >>> opt = Adam(lr=0.1)
+    >>> params = {"w": np.array([3.0])}
+    >>> for _ in range(300):
+    ...     params = opt.step(params, {"w": 2 * params["w"]})
+    >>> bool(abs(params["w"][0]) < 0.05)
+    True
+    """
+
+    def __init__(self, lr: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.weight_decay = weight_decay
+        self.t = 0
+        self.m: dict[str, Any] = {}
+        self.v: dict[str, Any] = {}
+
+    def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the updated parameters (arrays are not modified in place)."""
+        self.t += 1
+        b1, b2 = self.betas
+        out = {}
+        for key, value in params.items():
+            g = grads[key]
+            if self.weight_decay:
+                g = g + self.weight_decay * value  # L2 penalty, as torch.optim.Adam does
+            m = b1 * self.m.get(key, 0.0 * g) + (1 - b1) * g
+            v = b2 * self.v.get(key, 0.0 * g) + (1 - b2) * g * g
+            self.m[key], self.v[key] = m, v
+            m_hat = m / (1 - b1 ** self.t)
+            v_hat = v / (1 - b2 ** self.t)
+            out[key] = value - self.lr * m_hat / ((v_hat ** 0.5) + self.eps)
+        return out

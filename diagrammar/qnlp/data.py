@@ -226,6 +226,8 @@ def save_dataset(dataset: Dataset, folder: str | Path) -> list[Path]:
 def load_dataset(folder: str | Path, name: str) -> Dataset:
     """Read a data set written by :func:`save_dataset` (``name`` is ``"MC"`` or ``"RP"``)."""
     folder = Path(folder)
+    if name.upper() not in ("MC", "RP"):
+        raise ValueError(f"unknown data set {name!r}; expected 'MC' or 'RP'")
     splits = {}
     for split in ("train", "dev", "test"):
         path = folder / f"{name.lower()}_{split}.txt"
@@ -240,8 +242,6 @@ def load_dataset(folder: str | Path, name: str) -> Dataset:
         splits[split] = tuple(rows)
     if name.upper() == "MC":
         labels, target = MC_LABELS, "s"
-    elif name.upper() == "RP":
-        labels, target = RP_LABELS, "n"
     else:
-        raise ValueError(f"unknown data set {name!r}; expected 'MC' or 'RP'")
+        labels, target = RP_LABELS, "n"
     return Dataset(name.upper(), splits["train"], splits["dev"], splits["test"], labels, target)

@@ -173,8 +173,8 @@ def show(pipeline_spec: str) -> None:
                    "[default: default:small; default:tiny with --quick].")
 @click.option("--assistant", default=None,
               help="Assistant model for hf/assisted [default: default:tiny for a default model].")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="torch threads, fixed for the run.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch threads, fixed for the run (1 is robust on a shared machine).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("benchmarks") / "results", show_default=True,
               help="Folder for the JSON, Markdown and PNG reports.")

@@ -21,7 +21,7 @@ DEFAULT_OUT = Path("benchmarks") / "results"
 
 
 def main(*, quick: bool = False, model: str | None = None, assistant: str | None = None,
-         threads: int = 2, out: str | Path = DEFAULT_OUT, prompts: int | None = None,
+         threads: int = 1, out: str | Path = DEFAULT_OUT, prompts: int | None = None,
          max_new_tokens: int | None = None, pipelines: Sequence[str] = (),
          tie_margin: float | None = None, progress: bool = True) -> int:
     """Runs the benchmark, writes JSON/Markdown/PNG into ``out``, prints the Markdown.
@@ -65,8 +65,8 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
 @click.option("--assistant", default=None,
               help="Assistant model for hf/assisted [default: default:tiny for a default model; "
                    "skipped for a --model PATH without it].")
-@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-              help="torch threads, fixed for the run.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="torch threads, fixed for the run (1 is robust on a shared machine).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Folder for the JSON, Markdown and PNG reports.")
 @click.option("--prompts", type=click.IntRange(min=1), default=None,

@@ -93,13 +93,13 @@ class BenchConfig:
 
     model: str = "default:small"
     assistant: str | None = None
-    threads: int = 2
+    threads: int = 1
     per_category: int = 20
     max_new_tokens: int = 128
     pipelines: Sequence[str] | None = None
     tie_margin: float = DEFAULT_TIE_MARGIN
     cost_sizes: Sequence[int] = tuple(range(1, 129))
-    cost_repeats: int = 5
+    cost_repeats: int = 7
     cost_context: int = 400
     warmup: int = 1
     progress: bool = True
@@ -110,7 +110,7 @@ class BenchConfig:
         """The ``--quick`` settings: tiny model, 2 prompts per category, 32 new tokens, a
         coarse cost curve. The harness check run by the tests (under a minute on 2 cores)."""
         settings: dict[str, Any] = dict(model="default:tiny", per_category=2, max_new_tokens=32,
-                                        cost_sizes=QUICK_COST_SIZES, cost_repeats=3,
+                                        cost_sizes=QUICK_COST_SIZES, cost_repeats=5,
                                         cost_context=200, quick=True)
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)

@@ -148,9 +148,16 @@ def load(spec: str) -> LoadedModel:
     from diagrammar.models.hf import HFCausalLM, load_model
 
     if spec.startswith(DEFAULT_PREFIX):
-        from diagrammar.models.default import default, manifest
+        from diagrammar.models.default import default, manifest, recipe_hash
 
         size = spec[len(DEFAULT_PREFIX):]
+        try:
+            current = manifest(size).get("recipe_hash") == recipe_hash(size)
+        except (FileNotFoundError, ValueError):
+            current = False
+        if not current:
+            print(f"the default {size} model is not trained (or is stale): training it first "
+                  f"(`diagrammar train-default --size {size}` does the same)", file=sys.stderr)
         model, tokenizer = default(size)
         return LoadedModel(spec, HFCausalLM(model, tokenizer), manifest(size))
     lm = load_model(spec)

@@ -47,6 +47,7 @@ __all__ = [
     "Recipe",
     "TokenizerRecipe",
     "bf16_supported",
+    "fixed_threads",
     "encode_documents",
     "evaluate",
     "train_model",
@@ -139,8 +140,8 @@ class Recipe:
         )
 
 
-#: The sizes.  ``tiny``: 1.05 M parameters, 512 steps of 2 x 1024 tokens (1 M tokens), about
-#: 1.5 minutes on 2 idle cores (tests, CI, drafting).  ``small``: 6 M parameters, 1800 steps of
+#: The sizes.  ``tiny``: 1.05 M parameters, 512 steps of 2 x 1024 tokens (1 M tokens) on one
+#: thread, about 1.5 minutes (tests, CI, drafting).  ``small``: 6 M parameters, 1800 steps of
 #: 2 x 1024 tokens (3.7 M tokens, about 1.4 passes over the corpus), under 25 minutes on 2 idle
 #: cores; one cached forward step costs a few milliseconds, well above the decode loop's own
 #: per-step overhead, like a real LLM.  Both train on full 1024-token windows, so every
@@ -155,6 +156,9 @@ RECIPES: dict[str, Recipe] = {
         steps=512,
         lr=3e-3,
         warmup_steps=30,
+        # One thread: tiny's matrices gain little from two, and a single thread does not
+        # collapse when the (shared, 2-core) machine is busy, as two OpenMP threads do.
+        threads=1,
         time_budget_s=120.0,
     ),
     "small": Recipe(
@@ -192,7 +196,8 @@ def bf16_supported() -> bool:
 
 
 @contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
+def fixed_threads(n: int) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(n)``, restoring the old count afterwards."""
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -336,7 +341,9 @@ def evaluate(
             group = windows[i : i + batch_size]
             for chunk in _same_length_groups(group):
                 batch = torch.stack(chunk)
-                logits = model(input_ids=batch[:, :-1]).logits.float()
+                inputs = batch[:, :-1]
+                mask = torch.ones_like(inputs)  # eos doubles as pad: say there is no padding
+                logits = model(input_ids=inputs, attention_mask=mask).logits.float()
                 target = batch[:, 1:]
                 loss = torch.nn.functional.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum"
@@ -391,7 +398,7 @@ def train_model(
     if eos is None:
         raise ValueError("the tokenizer has no eos token")
     started = time.perf_counter()
-    with _torch_threads(recipe.threads):
+    with fixed_threads(recipe.threads):
         torch.manual_seed(recipe.seed)
         model = GPT2LMHeadModel(recipe.model_config(len(tokenizer), eos))
         model.train()

@@ -1,0 +1,139 @@
+"""The embedded default model (tiny size): cache layout, manifest, quality, generation, loading
+as a plain Hugging Face folder, shared tokenizer, errors."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import pytest
+import torch
+
+from diagrammar.models import default as dm
+from diagrammar.models.default_training import RECIPES
+from diagrammar.models.stdlib_corpus import HELDOUT_MODULES
+
+MANIFEST_KEYS = {
+    "size",
+    "recipe_hash",
+    "recipe",
+    "config",
+    "parameters",
+    "train_seconds",
+    "heldout_loss",
+    "heldout_accuracy",
+    "heldout_tokens",
+    "heldout_modules",
+    "python_version",
+    "torch_version",
+    "date",
+    "corpus_digest",
+    "tokenizer_hash",
+}
+
+
+def test_manifest_fields_are_present_and_sane(default_tiny_path, default_tiny):
+    model, tokenizer = default_tiny
+    m = dm.manifest("tiny")
+    assert MANIFEST_KEYS <= set(m)
+    assert m["size"] == "tiny"
+    assert m["recipe_hash"] == dm.recipe_hash("tiny")
+    assert m["parameters"] == sum(p.numel() for p in model.parameters())
+    assert m["config"]["n_layer"] == RECIPES["tiny"].n_layer
+    assert 0 < m["train_seconds"] < 3600
+    assert m["heldout_modules"] == list(HELDOUT_MODULES)
+    assert m["heldout_tokens"] > 50_000
+    assert 0 < m["heldout_loss"] < 8.0
+    assert 0 < m["heldout_accuracy"] < 1
+    assert m["vocab_size"] == len(tokenizer)
+    assert json.loads((default_tiny_path / "manifest.json").read_text()) == m
+
+
+def test_heldout_accuracy_is_well_above_chance(default_tiny):
+    """Better than always predicting the most frequent held-out token (a strong 'chance')."""
+    from diagrammar.models.default_training import encode_documents
+
+    _, tokenizer = default_tiny
+    ids = encode_documents(tokenizer, list(dm.heldout_sources().values()))
+    most_common = collections.Counter(ids.tolist()).most_common(1)[0][1] / len(ids)
+    acc = dm.manifest("tiny")["heldout_accuracy"]
+    assert acc > 1.5 * most_common, (acc, most_common)
+    assert acc > 50 / len(tokenizer)
+
+
+def test_model_is_in_eval_mode_and_generates(default_tiny):
+    model, tokenizer = default_tiny
+    assert not model.training
+    prompt = "def __init__(self, name):\n        self."
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    with torch.inference_mode():
+        out1 = model.generate(ids, max_new_tokens=16, do_sample=False)
+        out2 = model.generate(ids, max_new_tokens=16, do_sample=False)
+    assert out1.shape == (1, ids.shape[1] + 16) or out1[0, -1] == tokenizer.eos_token_id
+    assert torch.equal(out1, out2)
+    text = tokenizer.decode(out1[0, ids.shape[1] :])
+    assert text.strip()
+
+
+def test_context_length_fits_long_prompts(default_tiny):
+    model, _ = default_tiny
+    assert model.config.n_positions >= 1024
+    ids = torch.randint(0, model.config.vocab_size, (1, 1024))
+    with torch.inference_mode():
+        logits = model(input_ids=ids).logits
+    assert logits.shape == (1, 1024, model.config.vocab_size)
+    assert torch.isfinite(logits).all()
+
+
+def test_default_path_is_a_plain_hugging_face_folder(default_tiny_path, default_tiny):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert dm.default_path("tiny") == default_tiny_path
+    model = AutoModelForCausalLM.from_pretrained(default_tiny_path).eval()
+    tokenizer = AutoTokenizer.from_pretrained(default_tiny_path)
+    ref_model, ref_tok = default_tiny
+    text = "import os\nprint(os.getcwd())\n"
+    assert tokenizer(text).input_ids == ref_tok(text).input_ids
+    ids = torch.tensor([ref_tok(text).input_ids])
+    with torch.inference_mode():
+        assert torch.equal(model(input_ids=ids).logits, ref_model(input_ids=ids).logits)
+    assert tokenizer.eos_token == "<|endoftext|>"
+
+
+def test_tokenizer_round_trips_python_source_exactly(default_tiny):
+    _, tokenizer = default_tiny
+    samples = list(dm.heldout_sources().values()) + [
+        "\tif x:\r\n\t\treturn 'é ß 日本 🐍'\n\n\n   trailing   \n",
+        "",
+        " leading space",
+        "<|endoftext|> is a literal here",
+    ]
+    for text in samples:
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        assert tokenizer.decode(ids) == text
+
+
+def test_model_folder_has_the_shared_tokenizer(default_tiny_path):
+    shared = dm.tokenizer_path()
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (default_tiny_path / name).read_bytes() == (shared / name).read_bytes()
+    small = dm.default_path("small")
+    if (small / "tokenizer.json").exists():  # both sizes share one tokenizer
+        assert (small / "tokenizer.json").read_bytes() == (shared / "tokenizer.json").read_bytes()
+
+
+def test_default_loads_from_cache_without_training(default_tiny_path, monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("default() retrained a cached model")
+
+    monkeypatch.setattr(dm, "train_default", boom)
+    model, tokenizer = dm.default("tiny", train_if_missing=False)
+    assert model.config.n_layer == RECIPES["tiny"].n_layer
+    assert tokenizer.eos_token_id == model.config.eos_token_id
+
+
+@pytest.mark.parametrize("call", ["default", "default_path", "train_default", "manifest"])
+def test_unknown_size_is_a_clear_error(call, tmp_path):
+    with pytest.raises(ValueError, match=r"unknown default model size 'huge'.*tiny.*small"):
+        getattr(dm, call)("huge", cache_dir=tmp_path)
+    assert not any(tmp_path.iterdir())

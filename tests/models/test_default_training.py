@@ -1,0 +1,134 @@
+"""The default model's training machinery, on 3-step runs in temporary caches: atomic writes,
+determinism, clear errors, cache staleness."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from diagrammar.models import default as dm
+
+
+def _leftovers(root):
+    return sorted(p.name for p in root.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
+
+
+def test_short_training_writes_a_complete_folder(default_short_cache, default_short_recipe):
+    path = dm.default_path("tiny", default_short_cache)
+    names = {p.name for p in path.iterdir()}
+    assert {"config.json", "model.safetensors", "manifest.json", "tokenizer.json"} <= names
+    m = dm.manifest("tiny", default_short_cache)
+    assert m["recipe"]["steps"] == default_short_recipe.steps
+    assert m["recipe_hash"] != dm.recipe_hash("tiny")  # a test recipe is not the real one
+    assert _leftovers(dm.cache_root(default_short_cache)) == []
+
+
+def test_short_training_is_deterministic(tmp_path, default_short_cache, default_short_recipe):
+    first = dm.default_path("tiny", default_short_cache)
+    again = dm.train_default(
+        "tiny", cache_dir=tmp_path / "again", recipe=default_short_recipe, progress=False
+    )
+    a, b = load_file(first / "model.safetensors"), load_file(again / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (first / name).read_bytes() == (again / name).read_bytes()
+    ma, mb = (json.loads((p / "manifest.json").read_text()) for p in (first, again))
+    assert ma["heldout_loss"] == mb["heldout_loss"]
+    # A different seed gives different weights (so the comparison above can fail).
+    other = dm.train_default(
+        "tiny",
+        cache_dir=tmp_path / "again",
+        recipe=dataclasses.replace(default_short_recipe, seed=99),
+        force=True,
+        progress=False,
+    )
+    c = load_file(other / "model.safetensors")
+    assert not torch.equal(a["transformer.wte.weight"], c["transformer.wte.weight"])
+
+
+def test_short_model_is_stale_for_default(default_short_cache):
+    with pytest.raises(FileNotFoundError, match="train-default"):
+        dm.default("tiny", cache_dir=default_short_cache, train_if_missing=False)
+
+
+def test_failed_training_leaves_the_old_folder_untouched(
+    tmp_path, default_short_cache, default_short_recipe, monkeypatch
+):
+    shutil.copytree(default_short_cache, tmp_path, dirs_exist_ok=True)
+    root = dm.cache_root(tmp_path)
+    good = dm.default_path("tiny", tmp_path)
+    before = {p.name: p.read_bytes() for p in good.iterdir()}
+    write_json = dm._write_json
+
+    def fail(path, data):  # the model's manifest is written last, after the weights
+        if path.name != "manifest.json":
+            return write_json(path, data)
+        assert (path.parent / "model.safetensors").exists()
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(dm, "_write_json", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        dm.train_default(
+            "tiny", cache_dir=tmp_path, recipe=default_short_recipe, force=True, progress=False
+        )
+    assert _leftovers(root) == []
+    assert {p.name: p.read_bytes() for p in good.iterdir()} == before
+
+
+def test_interrupted_training_leaves_no_partial_folder(tmp_path, default_short_recipe, monkeypatch):
+    from diagrammar.models import default_training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(default_training, "train_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        dm.train_default("tiny", cache_dir=tmp_path, recipe=default_short_recipe, progress=False)
+    assert not dm.default_path("tiny", tmp_path).exists()
+    root = dm.cache_root(tmp_path)
+    assert _leftovers(root) == []
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["tokenizer"]
+
+
+def test_unwritable_cache_dir_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(
+        dm.CacheDirError, match=r"cannot write the diagrammar model cache.*DIAGRAMMAR_CACHE"
+    ):
+        dm.default("tiny", cache_dir=blocker / "cache", progress=False)
+
+
+def test_missing_model_without_training_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"not trained.*train-default --size tiny"):
+        dm.default("tiny", cache_dir=tmp_path, train_if_missing=False)
+    with pytest.raises(FileNotFoundError, match="train-default"):
+        dm.manifest("small", cache_dir=tmp_path)
+
+
+def test_cache_dir_comes_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIAGRAMMAR_CACHE", str(tmp_path))
+    assert dm.default_path("small") == tmp_path / "default-model" / "small"
+    assert dm.tokenizer_path() == tmp_path / "default-model" / "tokenizer"
+    monkeypatch.delenv("DIAGRAMMAR_CACHE")
+    assert dm.default_path("small") != tmp_path / "default-model" / "small"
+
+
+def test_command_line_reports_the_cached_model(default_tiny_path, capsys):
+    assert dm.main(["--size", "tiny", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny:" in out and "heldout" in out and str(default_tiny_path) in out
+
+
+def test_command_line_rejects_an_unwritable_cache(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert dm.main(["--size", "tiny", "--quiet", "--cache-dir", str(blocker)]) == 2
+    assert "cannot write" in capsys.readouterr().err

@@ -27,7 +27,10 @@ class EmptyDrafter:
 
 
 class PromptLookupDrafter:
-    """Copies what followed the latest earlier occurrence of the context's last n-gram.
+    """Copies what followed an earlier occurrence of the context's last n-gram.
+
+    Of the occurrences of the longest matching n-gram, the latest one with a full-length
+    continuation is used (or, if none has one, the one with the longest continuation).
 
     Keeps an index from n-grams to the positions that follow them, extended with each new
     token, so a lookup costs a few dictionary probes rather than a scan of the context.
@@ -83,17 +86,27 @@ class PromptLookupDrafter:
                     break
         if not positions:
             return tree
-        latest = positions[-1]
-        tree.add_path(tokens[latest:latest + min(self.num_tokens, budget)])
-        if self.branches > 1:
-            wanted = self.branches - 1
-            length = min(self.branch_tokens, budget)
+        wanted = min(self.num_tokens, budget)
+        best = positions[-1]
+        if len(tokens) - best < wanted:
+            # The latest match often sits inside the repetition being written, so its
+            # continuation runs into the end of the context: take the latest match that has
+            # a full-length continuation, else the one with the longest.
             for position in reversed(positions[-self.scan_limit:-1]):
+                if len(tokens) - position > len(tokens) - best:
+                    best = position
+                    if len(tokens) - position >= wanted:
+                        break
+        tree.add_path(tokens[best:best + wanted])
+        if self.branches > 1:
+            branches = self.branches - 1
+            length = min(self.branch_tokens, budget)
+            for position in reversed(positions[-self.scan_limit:]):
                 before = len(tree)
                 tree.add_path(tokens[position:position + length])
                 if len(tree) > before:
-                    wanted -= 1
-                    if wanted == 0:
+                    branches -= 1
+                    if branches == 0:
                         break
         return tree
 

@@ -6,15 +6,21 @@ from hypothesis import strategies as st
 from diagrammar.decoding import DecodeState, EmptyDrafter, MergedDrafter, PromptLookupDrafter
 
 
-def reference_lookup(tokens, num_tokens, max_ngram, min_ngram, budget):
-    """Brute force: the latest earlier match of the longest suffix n-gram."""
+def reference_lookup(tokens, num_tokens, max_ngram, min_ngram, budget, scan_limit=64):
+    """Brute force: among earlier matches of the longest suffix n-gram, the latest with a
+    full-length continuation, else the one with the longest continuation."""
+    wanted = min(num_tokens, budget)
     for n in range(max_ngram, min_ngram - 1, -1):
         if len(tokens) < n:
             continue
         suffix = tokens[-n:]
-        for start in range(len(tokens) - n - 1, -1, -1):
-            if tokens[start:start + n] == suffix:
-                return tokens[start + n:start + n + min(num_tokens, budget)]
+        starts = [i + n for i in range(len(tokens) - n) if tokens[i:i + n] == suffix]
+        if not starts:
+            continue
+        starts = starts[-scan_limit:]
+        full = [p for p in starts if len(tokens) - p >= wanted]
+        best = full[-1] if full else min(starts)
+        return tokens[best:best + wanted]
     return []
 
 
@@ -57,6 +63,14 @@ def test_branches_make_a_small_tree():
     drafter.start(state)
     tree = drafter(state)
     assert sorted(tree.paths()) == sorted([[9, 9, 1, 2], [8, 8], [7, 7]])
+
+
+def test_a_match_cut_off_by_the_end_gives_way_to_a_full_one():
+    tokens = [1, 2, 3, 4, 5, 6, 1, 2, 3, 1, 2]   # latest "1 2" is followed by only 1 token
+    drafter = PromptLookupDrafter(num_tokens=4, max_ngram=2)
+    state = _state(tokens)
+    drafter.start(state)
+    assert drafter(state).tokens == [3, 4, 5, 6]
 
 
 def test_budget_limits_the_draft():

@@ -7,11 +7,11 @@
 * :mod:`~diagrammar.bench.command`: the command line (``diagrammar bench``,
   ``benchmarks/spec_bench.py``).
 
-Example:
-    >>> from diagrammar.bench import BenchConfig, run_benchmark, write_reports
-    >>> result = run_benchmark(BenchConfig.for_quick(progress=False))   # doctest: +SKIP
-    >>> write_reports(result, "/tmp/bench")["markdown"].name             # doctest: +SKIP
-    'spec_bench_quick.md'
+Example (runs a benchmark, so not a doctest)::
+
+    from diagrammar.bench import BenchConfig, run_benchmark, write_reports
+    result = run_benchmark(BenchConfig.for_quick(progress=False))
+    write_reports(result, "/tmp/bench")["markdown"].name   # 'spec_bench_quick.md'
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ import click
 from diagrammar.diagrams import PIPELINES, DiagramError, pipeline, to_json
 
 DTYPES = ("auto", "float32", "float64", "bfloat16", "float16")
-DEFAULT_MODEL_PREFIX = "default:"
 
 
 def _fail(message: str) -> None:
@@ -33,24 +32,11 @@ def resolve_model(spec: str, dtype: str = "auto"):
     import torch
     from transformers.utils import logging as hf_logging
 
-    from diagrammar.models.hf import HFCausalLM, load_model
+    from diagrammar.models.resolve import resolve_model as resolve
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-
-    torch_dtype = None if dtype == "auto" else getattr(torch, dtype)
-    if spec.startswith(DEFAULT_MODEL_PREFIX):
-        size = spec[len(DEFAULT_MODEL_PREFIX):]
-        try:
-            from diagrammar.models.default import default
-        except ImportError:
-            _fail("the embedded default model is not available in this version: pass --model "
-                  "with the folder of a Hugging Face model")
-        model, tokenizer = default(size)
-        if torch_dtype is not None:
-            model = model.to(torch_dtype)
-        return HFCausalLM(model, tokenizer)
-    return load_model(spec, dtype=torch_dtype)
+    return resolve(spec, None if dtype == "auto" else getattr(torch, dtype))
 
 
 def _load_pipeline(spec: str):

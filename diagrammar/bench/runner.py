@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from diagrammar.bench.prompts import CATEGORIES, Prompt, build_prompts
+from diagrammar.models.resolve import DEFAULT_PREFIX
 
 __all__ = [
     "DEFAULT_TIE_MARGIN",
@@ -63,7 +64,6 @@ __all__ = [
 DEFAULT_TIE_MARGIN = 1e-3
 #: The reference method: speedups and exactness are measured against it.
 REFERENCE = "hf/greedy"
-DEFAULT_PREFIX = "default:"
 #: Tree sizes (tokens scored in one pass, root included) of the quick cost curve.
 QUICK_COST_SIZES: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -145,22 +145,13 @@ def load(spec: str) -> LoadedModel:
     """
     import json
 
-    from diagrammar.models.hf import HFCausalLM, load_model
+    from diagrammar.models.resolve import resolve_model
 
+    lm = resolve_model(spec)
     if spec.startswith(DEFAULT_PREFIX):
-        from diagrammar.models.default import default, manifest, recipe_hash
+        from diagrammar.models.default import manifest
 
-        size = spec[len(DEFAULT_PREFIX):]
-        try:
-            current = manifest(size).get("recipe_hash") == recipe_hash(size)
-        except (FileNotFoundError, ValueError):
-            current = False
-        if not current:
-            print(f"the default {size} model is not trained (or is stale): training it first "
-                  f"(`diagrammar train-default --size {size}` does the same)", file=sys.stderr)
-        model, tokenizer = default(size)
-        return LoadedModel(spec, HFCausalLM(model, tokenizer), manifest(size))
-    lm = load_model(spec)
+        return LoadedModel(spec, lm, manifest(spec[len(DEFAULT_PREFIX):]))
     meta_path = Path(spec).expanduser() / "manifest.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
     return LoadedModel(spec, lm, meta)

@@ -65,3 +65,22 @@ def saved_model_dir(tmp_path_factory) -> Path:
     GPT2LMHeadModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# The tiny default model is trained once per cache: in ``$DIAGRAMMAR_CACHE`` when set, else in
+# the user cache directory, exactly where :func:`diagrammar.models.default.default` looks; when
+# it is already cached (and current) it is loaded instead.
+@pytest.fixture(scope="session")
+def default_tiny_path() -> Path:
+    """Folder of the tiny default model, trained here if it is not cached yet."""
+    from diagrammar.models.default import train_default
+
+    return train_default("tiny", progress=False)
+
+
+@pytest.fixture(scope="session")
+def default_tiny(default_tiny_path):
+    """``(model, tokenizer)`` of the tiny default model."""
+    from diagrammar.models.default import default
+
+    return default("tiny", train_if_missing=False, progress=False)

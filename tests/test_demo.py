@@ -9,10 +9,7 @@ from pathlib import Path
 DEMO = Path(__file__).parents[1] / "examples" / "demo.py"
 
 
-def test_demo_runs_on_the_tiny_model(tmp_path):
-    from diagrammar.models.default import train_default
-
-    train_default("tiny", progress=False)          # cached: trained at most once per cache
+def test_demo_runs_on_the_tiny_model(tmp_path, default_tiny_path):
     done = subprocess.run(
         [sys.executable, str(DEMO), "--tiny", "--max-new-tokens", "16", "--repeats", "1",
          "--threads", "1", "--out", str(tmp_path)],

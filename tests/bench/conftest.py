@@ -11,14 +11,11 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def bench_tiny_lm():
+def bench_tiny_lm(default_tiny):
     """The tiny default model wrapped for tree verification (trained here if not cached)."""
-    from diagrammar.models.default import default, train_default
     from diagrammar.models.hf import HFCausalLM
 
-    train_default("tiny", progress=False)
-    model, tokenizer = default("tiny", train_if_missing=False, progress=False)
-    return HFCausalLM(model, tokenizer)
+    return HFCausalLM(*default_tiny)
 
 
 @pytest.fixture(scope="session")

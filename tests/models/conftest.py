@@ -1,8 +1,7 @@
-"""Fixtures for the embedded default model (all prefixed ``default_``).
+"""Fixtures for the default model's training machinery (all prefixed ``default_``).
 
-The ``tiny`` default model is trained once per cache: in ``$DIAGRAMMAR_CACHE`` when set, else in
-the user cache directory, exactly where :func:`diagrammar.models.default.default` looks.  When it
-is already cached (and current) it is loaded instead of trained.
+``default_tiny_path`` and ``default_tiny`` (the tiny model, trained once per cache) live in
+``tests/conftest.py``, shared by all tests.
 """
 
 from __future__ import annotations
@@ -11,22 +10,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
-
-@pytest.fixture(scope="session")
-def default_tiny_path() -> Path:
-    """Folder of the tiny default model, trained here if it is not cached yet."""
-    from diagrammar.models.default import train_default
-
-    return train_default("tiny", progress=False)
-
-
-@pytest.fixture(scope="session")
-def default_tiny(default_tiny_path):
-    """``(model, tokenizer)`` of the tiny default model."""
-    from diagrammar.models.default import default
-
-    return default("tiny", train_if_missing=False, progress=False)
 
 
 @pytest.fixture(scope="session")

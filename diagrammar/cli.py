@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from diagrammar.bench.command import command as bench_command
 from diagrammar.diagrams import PIPELINES, DiagramError, pipeline, to_json
 
 DTYPES = ("auto", "float32", "float64", "bfloat16", "float16")
@@ -151,43 +152,8 @@ def show(pipeline_spec: str) -> None:
     click.echo(to_json(_load_pipeline(pipeline_spec)))
 
 
-@main.command()
-@click.option("--quick", is_flag=True,
-              help="Harness check: tiny model, 2 prompts per category, 32 new tokens.")
-@click.option("--model", default=None,
-              help="A local Hugging Face model folder, or default:tiny / default:small "
-                   "[default: default:small; default:tiny with --quick].")
-@click.option("--assistant", default=None,
-              help="Assistant model for hf/assisted [default: default:tiny for a default model].")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
-              help="torch threads, fixed for the run (1 is robust on a shared machine).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("benchmarks") / "results", show_default=True,
-              help="Folder for the JSON, Markdown and PNG reports.")
-@click.option("--prompts", type=click.IntRange(min=1), default=None,
-              help="Prompts per category [default: 20; 2 with --quick].")
-@click.option("--max-new-tokens", type=click.IntRange(min=1), default=None,
-              help="New tokens per generation [default: 128; 32 with --quick].")
-@click.option("--pipeline", "pipelines", multiple=True,
-              help="Only these of our pipelines (repeatable) [default: all registered].")
-@click.option("--tie-margin", type=float, default=None,
-              help="Logit margin below which a divergence is a near-tie [default: 1e-3].")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-def bench(quick: bool, model: str | None, assistant: str | None, threads: int, out: Path,
-          prompts: int | None, max_new_tokens: int | None, pipelines: tuple[str, ...],
-          tie_margin: float | None, no_progress: bool) -> None:
-    """Spec-Bench-style benchmark against Hugging Face generate (JSON, Markdown, PNG)."""
-    from diagrammar.bench.command import main as run_bench
-    from diagrammar.models.errors import ModelError
+main.add_command(bench_command, name="bench")
 
-    try:
-        status = run_bench(quick=quick, model=model, assistant=assistant, threads=threads,
-                           out=out, prompts=prompts, max_new_tokens=max_new_tokens,
-                           pipelines=pipelines, tie_margin=tie_margin,
-                           progress=not no_progress)
-    except (ModelError, ValueError) as error:
-        _fail(str(error))
-    sys.exit(status)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

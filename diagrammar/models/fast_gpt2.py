@@ -29,6 +29,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from diagrammar.models.tree_mask import is_chain, tree_layout
+
 
 def supports(model: torch.nn.Module) -> bool:
     """Whether ``model`` is a plain GPT-2 LM head model that the lean forward reproduces."""
@@ -141,18 +143,11 @@ class FastGPT2Session:
         n = len(tokens) + 1
         start = self.cache_length
         positions = mask = None
-        if any(parent != index - 1 for index, parent in enumerate(parents)):
-            depth = [0] * n
-            ancestors = torch.eye(n, dtype=torch.bool)
-            for node, parent in enumerate(parents, start=1):
-                if not -1 <= parent < node - 1:
-                    raise ValueError(f"node {node - 1} has parent {parent}: parents must come "
-                                     "before their children")
-                depth[node] = depth[parent + 1] + 1
-                ancestors[node] |= ancestors[parent + 1]
+        if not is_chain(parents):
+            depths, ancestors = tree_layout(parents)
             mask = torch.ones((n, start + n), dtype=torch.bool, device=self.device)
             mask[:, start:] = ancestors.to(self.device)
-            positions = torch.tensor([start + d for d in depth], device=self.device)
+            positions = torch.tensor([start + d for d in depths], device=self.device)
         with torch.inference_mode():
             scores = self._forward([root, *tokens], positions, mask)
         self._tree_length = n

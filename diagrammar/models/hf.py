@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from diagrammar.models.errors import ContextTooLongError, ModelLoadError
+from diagrammar.models.tree_mask import is_chain, tree_layout
 
 
 class HFCausalLM:
@@ -132,7 +133,6 @@ class TreeSession:
         self.cache = None
         self.cache_length = 0
         self._tree_length = 0
-        self._chain = True
         ids = list(prompt_ids)
         if not ids:
             raise ValueError("the prompt is empty: give at least one token")
@@ -156,33 +156,24 @@ class TreeSession:
             row ``i + 1`` the token after node ``i``.
         """
         n = len(tokens) + 1
-        chain = all(parent == index - 1 for index, parent in enumerate(parents))
         lm = self.lm
         device = lm.device
         input_ids = torch.tensor([[root, *tokens]], device=device)
         kwargs = {}
-        if not chain:
-            depth = [0] * n
-            ancestors = torch.eye(n, dtype=torch.bool)
-            for node, parent in enumerate(parents, start=1):
-                if not -1 <= parent < node - 1:
-                    raise ValueError(f"node {node - 1} has parent {parent}: parents must come "
-                                     "before their children")
-                depth[node] = depth[parent + 1] + 1
-                ancestors[node] |= ancestors[parent + 1]
+        if not is_chain(parents):
+            depths, ancestors = tree_layout(parents)
             dtype = lm.dtype
             mask = torch.zeros((1, 1, n, self.cache_length + n), dtype=dtype, device=device)
             mask[0, 0, :, self.cache_length:].masked_fill_(~ancestors.to(device),
                                                            torch.finfo(dtype).min)
             kwargs["attention_mask"] = mask
             kwargs["position_ids"] = torch.tensor(
-                [[self.cache_length + d for d in depth]], device=device)
+                [[self.cache_length + d for d in depths]], device=device)
         with torch.inference_mode():
             kwargs[lm.cache_argument] = self.cache
             out = lm.model(input_ids=input_ids, use_cache=True, **kwargs)
         self.cache = out[lm.cache_argument]
         self._tree_length = n
-        self._chain = chain
         return out.logits[0]
 
     def keep(self, path: Sequence[int]) -> None:

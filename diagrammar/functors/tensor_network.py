@@ -177,22 +177,22 @@ def _namespace(backend: Backend, params: Mapping[str, Any], network: TensorNetwo
     return np, like
 
 
-def _ones(xp, backend: Backend, shape: tuple[int, ...], like):
+def _constant(xp, backend: Backend, make: str, arg, like):
+    """``xp.ones(arg)`` or ``xp.eye(arg)`` in the dtype (and device) of ``like``."""
+    factory = getattr(xp, make)
     if backend == "torch":
         if like is None:
-            return xp.ones(shape)
-        return xp.ones(shape, dtype=like.dtype, device=like.device)
-    dtype = like.dtype if like is not None else np.float64
-    return xp.ones(shape, dtype=dtype)
+            return factory(arg)
+        return factory(arg, dtype=like.dtype, device=like.device)
+    return factory(arg, dtype=like.dtype if like is not None else np.float64)
+
+
+def _ones(xp, backend: Backend, shape: tuple[int, ...], like):
+    return _constant(xp, backend, "ones", shape, like)
 
 
 def _eye(xp, backend: Backend, dim: int, like):
-    if backend == "torch":
-        if like is None:
-            return xp.eye(dim)
-        return xp.eye(dim, dtype=like.dtype, device=like.device)
-    dtype = like.dtype if like is not None else np.float64
-    return xp.eye(dim, dtype=dtype)
+    return _constant(xp, backend, "eye", dim, like)
 
 
 class _Labels:

@@ -79,10 +79,16 @@ def train_quantum(model: QuantumModel, data: Dataset, epochs: int = 200, spsa: S
                 best = (dev_acc, dev_loss, theta.copy(), epoch + 1)
             bar.set_postfix(loss=f"{result.losses[-1]:.3f}", dev=f"{dev_acc:.2f}")
     model.theta = best[2]
-    result.best_epoch = best[3]
+    return _finish(result, model, data, best[3], start)
+
+
+def _finish(result: TrainResult, model, data: Dataset, best_epoch: int,
+            start: float) -> TrainResult:
+    """Records the best epoch, the time and the accuracies of the restored best model."""
+    result.best_epoch = best_epoch
     result.seconds = time.perf_counter() - start
-    result.train_accuracy = model.accuracy(xs, ys)
-    result.dev_accuracy = model.accuracy(dx, dy)
+    result.train_accuracy = model.accuracy(*_xy(data.train))
+    result.dev_accuracy = model.accuracy(*_xy(data.dev))
     result.test_accuracy = model.accuracy(*_xy(data.test))
     return result
 
@@ -152,9 +158,4 @@ def train_tensor(model: TensorModel, data: Dataset, epochs: int = 200, lr: float
                 best = (d_acc, d_loss, snapshot(), epoch + 1)
             bar.set_postfix(loss=f"{result.losses[-1]:.3f}", dev=f"{d_acc:.2f}")
     restore(best[2])
-    result.best_epoch = best[3]
-    result.seconds = time.perf_counter() - start
-    result.train_accuracy = model.accuracy(xs, ys)
-    result.dev_accuracy = model.accuracy(dx, dy)
-    result.test_accuracy = model.accuracy(*_xy(data.test))
-    return result
+    return _finish(result, model, data, best[3], start)

@@ -82,6 +82,10 @@ class Recipe:
     """Hyper-parameters of one default-model size.
 
     ``steps`` (not a time limit) decides how long training runs, so a recipe is reproducible;
+    the first ``short_seq_steps`` steps may use shorter windows (``short_seq_len``, with
+    proportionally more rows, so every step sees ``batch_size * seq_len`` tokens): cheaper
+    attention and more varied batches early, while the final full-length steps still train
+    every position embedding;
     ``time_budget_s`` is the target wall time on 2 cores, only used to warn when the projected
     time exceeds it.
     """
@@ -93,6 +97,8 @@ class Recipe:
     n_positions: int = 1024
     seq_len: int = 1024
     batch_size: int = 4
+    short_seq_len: int = 0  # 0 = every step uses seq_len
+    short_seq_steps: int = 0  # leading steps on short windows (same tokens per step)
     steps: int = 256
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -264,7 +270,7 @@ def encode_documents(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -
 # --------------------------------------------------------------------------- data
 
 
-def _batches(
+def _windows(
     stream: torch.Tensor, seq_len: int, batch_size: int, steps: int, gen: torch.Generator
 ) -> Iterator[torch.Tensor]:
     """``steps`` batches of ``seq_len + 1`` token windows.
@@ -285,6 +291,26 @@ def _batches(
         starts, order = order[:batch_size], order[batch_size:]
         yield torch.stack([stream[s : s + seq_len + 1] for s in starts])
         emitted += 1
+
+
+def _batches(stream: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """The recipe's ``steps`` training batches: short windows first (if any), then full ones.
+
+    Example:
+        >>> r = Recipe("x", 1, 8, 1, seq_len=8, batch_size=2, steps=3,
+        ...            short_seq_len=4, short_seq_steps=2)
+        >>> [tuple(b.shape) for b in _batches(torch.arange(100), r, torch.Generator())]
+        [(4, 5), (4, 5), (2, 9)]
+    """
+    short = min(recipe.short_seq_steps, recipe.steps) if recipe.short_seq_len else 0
+    if short:
+        if recipe.seq_len % recipe.short_seq_len:
+            raise ValueError(
+                f"short_seq_len {recipe.short_seq_len} must divide seq_len {recipe.seq_len}"
+            )
+        rows = recipe.batch_size * (recipe.seq_len // recipe.short_seq_len)
+        yield from _windows(stream, recipe.short_seq_len, rows, short, gen)
+    yield from _windows(stream, recipe.seq_len, recipe.batch_size, recipe.steps - short, gen)
 
 
 def _lr_at(step: int, recipe: Recipe) -> float:
@@ -428,9 +454,7 @@ def train_model(
         smoothed: float | None = None
         loss_value = float("nan")
         try:
-            for step, batch in enumerate(
-                _batches(stream, recipe.seq_len, recipe.batch_size, recipe.steps, gen)
-            ):
+            for step, batch in enumerate(_batches(stream, recipe, gen)):
                 for group in opt.param_groups:
                     group["lr"] = _lr_at(step, recipe)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):

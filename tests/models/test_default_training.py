@@ -132,3 +132,36 @@ def test_command_line_rejects_an_unwritable_cache(tmp_path, capsys):
     blocker.write_text("")
     assert dm.main(["--size", "tiny", "--quiet", "--cache-dir", str(blocker)]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_batches_use_short_windows_first_with_the_same_tokens_per_step():
+    from diagrammar.models.default_training import Recipe, _batches
+
+    recipe = Recipe("x", 1, 8, 1, seq_len=16, batch_size=3, steps=7,
+                    short_seq_len=4, short_seq_steps=5)
+    stream = torch.arange(1000)
+    shapes = [tuple(b.shape) for b in _batches(stream, recipe, torch.Generator().manual_seed(0))]
+    assert shapes == [(12, 5)] * 5 + [(3, 17)] * 2
+    for batch in _batches(stream, recipe, torch.Generator().manual_seed(0)):
+        # Windows are contiguous slices of the stream (inputs and shifted targets line up).
+        assert bool((batch[:, 1:] - batch[:, :-1] == 1).all())
+
+
+def test_batches_without_a_short_phase_are_unchanged_by_the_schedule_fields():
+    from diagrammar.models.default_training import Recipe, _batches
+
+    plain = Recipe("x", 1, 8, 1, seq_len=16, batch_size=2, steps=4)
+    zero = dataclasses.replace(plain, short_seq_len=4, short_seq_steps=0)
+    stream = torch.arange(500)
+    a = list(_batches(stream, plain, torch.Generator().manual_seed(3)))
+    b = list(_batches(stream, zero, torch.Generator().manual_seed(3)))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_short_windows_must_divide_the_full_window():
+    from diagrammar.models.default_training import Recipe, _batches
+
+    bad = Recipe("x", 1, 8, 1, seq_len=16, batch_size=2, steps=4,
+                 short_seq_len=5, short_seq_steps=2)
+    with pytest.raises(ValueError, match="must divide"):
+        next(_batches(torch.arange(500), bad, torch.Generator()))

@@ -7,11 +7,14 @@ held-out modules of :mod:`diagrammar.models.stdlib_corpus` (which evaluation and
 
 Sizes (both share one tokenizer, so either can draft for the other):
 
-* ``tiny``  -- 2 layers x 128, 1.05 M parameters, 512 steps of 2 x 1024 tokens on one thread;
+* ``tiny``  -- 2 layers x 128, 1.05 M parameters, 512 steps of 2048 tokens on one thread;
   meant to train in under 2 minutes on an idle machine.  Tests, CI and drafting.
-* ``small`` -- 6 layers x 256, 6.05 M parameters, 1800 steps of 2 x 1024 tokens on two threads;
-  meant to train in under 25 minutes on 2 idle cores.  The demo and benchmarks' target model;
-  one cached single-token forward step at 500 tokens of context takes about 4 ms.
+* ``small`` -- 4 layers x 256, 4.5 M parameters, 3000 steps of 2048 tokens on two threads;
+  meant to train in about 16 minutes on 2 idle cores (under 25 on a busy machine).  The demo
+  and benchmarks' target model; one cached single-token forward step takes a few milliseconds.
+
+Both spend 80% of their steps on 128-token windows and the rest on 1024-token windows (see
+``RECIPES`` in :mod:`diagrammar.models.default_training` and ``benchmarks/recipe_sweep.py``).
 
 Training is deterministic (seeded, step-counted, fixed torch thread count).  On a busy machine
 it is slower, never different; two OpenMP threads competing with other processes for 2 cores can
@@ -70,6 +73,7 @@ __all__ = [
     "cache_root",
     "default",
     "default_path",
+    "default_tokenizer",
     "heldout_sources",
     "main",
     "manifest",
@@ -418,6 +422,28 @@ def default(
     model.eval()
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
     return model, tokenizer
+
+
+def default_tokenizer(
+    *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True
+):
+    """The shared byte-level BPE tokenizer of every default size, trained first if missing.
+
+    Training it takes seconds (no model is trained).  Useful for custom training recipes and
+    recipe sweeps (``benchmarks/recipe_sweep.py``).
+
+    Raises:
+        CacheDirError: training is needed but the cache directory cannot be written.
+
+    Example:
+        >>> tok = default_tokenizer(progress=False)
+        >>> len(tok), tok.eos_token
+        (4096, '<|endoftext|>')
+    """
+    root = cache_root(cache_dir)
+    _ensure_writable(root)
+    docs = training_documents()
+    return _ensure_tokenizer(root, docs, corpus_digest(docs), progress)[0]
 
 
 # --------------------------------------------------------------------------- command line

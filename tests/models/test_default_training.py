@@ -165,3 +165,17 @@ def test_short_windows_must_divide_the_full_window():
                  short_seq_len=5, short_seq_steps=2)
     with pytest.raises(ValueError, match="must divide"):
         next(_batches(torch.arange(500), bad, torch.Generator()))
+
+
+def test_default_tokenizer_is_the_one_every_size_ships(default_tiny_path):
+    tok = dm.default_tokenizer(progress=False)
+    shipped = json.loads((default_tiny_path / "tokenizer.json").read_text())
+    assert tok.get_vocab() == shipped["model"]["vocab"]
+    assert tok.eos_token == "<|endoftext|>"
+
+
+def test_default_tokenizer_in_an_unwritable_cache_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(dm.CacheDirError, match="cannot write"):
+        dm.default_tokenizer(cache_dir=blocker / "cache", progress=False)

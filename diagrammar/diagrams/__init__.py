@@ -8,6 +8,7 @@ Context -> Context
 
 from diagrammar.diagrams.boxes import (
     BOX_CLASSES,
+    ROLES,
     Accept,
     Commit,
     Drafter,
@@ -19,6 +20,9 @@ from diagrammar.diagrams.boxes import (
     StepBox,
     Swap,
     Verify,
+    box_registry,
+    is_lossless,
+    register_box_class,
 )
 from diagrammar.diagrams.builders import (
     PIPELINES,
@@ -36,5 +40,5 @@ __all__ = [
     "Pipeline", "PromptLookup", "StepBox", "Swap", "Verify", "PIPELINES", "autoregressive",
     "pipeline", "register_pipeline", "speculative", "DiagramError", "PipelineFormatError",
     "WiringError", "from_json", "load", "save", "to_json", "Accepted", "Context", "Draft",
-    "Scores", "Ty",
+    "Scores", "Ty", "ROLES", "box_registry", "is_lossless", "register_box_class",
 ]

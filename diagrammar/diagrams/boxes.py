@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from discopy import symmetric
@@ -33,8 +34,14 @@ from discopy.utils import factory
 from diagrammar.diagrams.errors import PipelineFormatError, WiringError
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
-#: Every box class by its name, for reading pipelines back from JSON. Filled by subclassing.
+#: Every concrete box class by its key (the class name unless the class sets ``key``), for
+#: reading pipelines back from JSON. Filled by subclassing; see :func:`box_registry`.
 BOX_CLASSES: dict[str, type[StepBox]] = {}
+
+_ABSTRACT_BOXES: dict[str, type[StepBox]] = {}
+
+#: The parts a box can play in a step; ``StepBox.role`` is one of them.
+ROLES = ("drafter", "verify", "accept", "commit", "constrain", "check", "other")
 
 
 def _describe(diagram: symmetric.Diagram, end: str) -> str:
@@ -101,6 +108,23 @@ def _freeze(value: Any) -> Any:
     raise TypeError(f"a box spec holds only JSON data, not {type(value).__name__}: {value!r}")
 
 
+def register_box_class(cls: type) -> type:
+    """Registers a concrete box class under its ``key`` (done by subclassing).
+
+    Registering a different class under a key already taken is an error, so two classes with
+    one name cannot replace each other silently; give one of them its own ``key``. A class
+    defined again by the same module and name (a reloaded module) replaces its old self.
+    """
+    old = BOX_CLASSES.get(cls.key)
+    if old is not None and old is not cls and (old.__module__, old.__qualname__) != (
+            cls.__module__, cls.__qualname__):
+        raise TypeError(
+            f"box key {cls.key!r} is taken by {old.__module__}.{old.__qualname__}: give "
+            f"{cls.__module__}.{cls.__qualname__} its own key (class attribute key = '...')")
+    BOX_CLASSES[cls.key] = cls
+    return cls
+
+
 class StepBox(symmetric.Box, Pipeline):
     """A box of a decoding step: a name, wire types and a frozen spec.
 
@@ -121,10 +145,29 @@ class StepBox(symmetric.Box, Pipeline):
     __ambiguous_inheritance__ = (symmetric.Box,)
     dom: ClassVar[Ty]
     cod: ClassVar[Ty]
+    #: The part the box plays in a step (one of :data:`ROLES`); read by ``Draw`` and benchmarks.
+    role: ClassVar[str] = "other"
+    #: Whether the box leaves the target model's output unchanged (greedy: token-identical).
+    lossless: ClassVar[bool] = True
+    #: Spec keys whose values name resources bound by ``Execute(..., resources={...})``.
+    resources: ClassVar[tuple[str, ...]] = ()
+    #: Abstract boxes (``Drafter``, ``Accept``) stand for a role and are never executed.
+    abstract: ClassVar[bool] = False
+    #: The name the class is registered and saved under; defaults to the class name.
+    key: ClassVar[str]
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        BOX_CLASSES[cls.__name__] = cls
+        cls.abstract = abstract
+        if "key" not in cls.__dict__:
+            cls.key = cls.__name__
+        if cls.role not in ROLES:
+            raise TypeError(f"box class {cls.__name__}: role {cls.role!r} is not one of "
+                            f"{', '.join(ROLES)}")
+        if abstract:
+            _ABSTRACT_BOXES[cls.__name__] = cls
+        else:
+            register_box_class(cls)
 
     def __init__(self, **spec: Any) -> None:
         frozen = {key: _freeze(value) for key, value in spec.items()}
@@ -159,8 +202,10 @@ class StepBox(symmetric.Box, Pipeline):
         return self.name
 
 
-class Drafter(StepBox):
+class Drafter(StepBox, abstract=True):
     """Proposes a draft tree below the last committed token: ``Context -> Context @ Draft``.
+
+    An abstract role: subclasses are the drafting methods.
 
     ``a | b`` merges two drafters into one whose tree is the union of theirs.
 
@@ -171,6 +216,7 @@ class Drafter(StepBox):
     """
 
     dom, cod = Context, Context @ Draft
+    role = "drafter"
 
     def __or__(self, other: Drafter) -> Merge:
         if not isinstance(other, Drafter):
@@ -239,15 +285,21 @@ class Verify(StepBox):
     """Scores every node of the draft tree with the target model in one forward pass."""
 
     dom, cod = Context @ Draft, Context @ Draft @ Scores
+    role = "verify"
 
     def __init__(self) -> None:
         super().__init__()
 
 
-class Accept(StepBox):
-    """Chooses the accepted path through the draft tree and the bonus token."""
+class Accept(StepBox, abstract=True):
+    """Chooses the accepted path through the draft tree and the bonus token.
+
+    An abstract role: subclasses are the acceptance rules; a lossy one sets ``lossless``
+    to false.
+    """
 
     dom, cod = Context @ Draft @ Scores, Context @ Accepted
+    role = "accept"
 
 
 class GreedyAccept(Accept):
@@ -262,14 +314,46 @@ class Commit(StepBox):
     """Appends the accepted tokens to the context and keeps only their cache entries."""
 
     dom, cod = Context @ Accepted, Context
+    role = "commit"
 
     def __init__(self) -> None:
         super().__init__()
 
 
+@contextmanager
+def box_registry() -> Iterator[dict[str, type[StepBox]]]:
+    """A scope for box classes: those defined inside it are unregistered when it ends.
+
+    >>> with box_registry():
+    ...     class Scoped(Commit):
+    ...         pass
+    ...     "Scoped" in BOX_CLASSES
+    True
+    >>> "Scoped" in BOX_CLASSES
+    False
+    """
+    saved = dict(BOX_CLASSES)
+    try:
+        yield BOX_CLASSES
+    finally:
+        BOX_CLASSES.clear()
+        BOX_CLASSES.update(saved)
+
+
+def is_lossless(diagram: symmetric.Diagram) -> bool:
+    """Whether a step keeps the target's output: it accepts, and every box is lossless.
+
+    >>> from diagrammar.diagrams.builders import speculative
+    >>> is_lossless(speculative(PromptLookup())), is_lossless(PromptLookup())
+    (True, False)
+    """
+    boxes = [box for box in diagram.boxes if isinstance(box, StepBox)]
+    return any(box.role == "accept" for box in boxes) and all(box.lossless for box in boxes)
+
+
 def box_to_json(box: StepBox) -> dict[str, Any]:
-    """A box as JSON data: ``{"box": class name, "spec": hyper-parameters}``."""
-    return {"box": type(box).__name__, "spec": box.spec}
+    """A box as JSON data: ``{"box": its class's key, "spec": hyper-parameters}``."""
+    return {"box": type(box).key, "spec": box.spec}
 
 
 def box_from_json(data: Any) -> StepBox:
@@ -278,6 +362,12 @@ def box_from_json(data: Any) -> StepBox:
         raise PipelineFormatError(f"a box must be an object with a 'box' key, got {data!r}")
     name = data["box"]
     cls = BOX_CLASSES.get(name)
+    if cls is None and name in _ABSTRACT_BOXES:
+        role = _ABSTRACT_BOXES[name].role
+        concrete = sorted(key for key, c in BOX_CLASSES.items() if c.role == role)
+        raise PipelineFormatError(
+            f"box {name!r} is abstract (it names the {role} role) and cannot run: use one of "
+            f"{', '.join(concrete)}")
     if cls is None:
         known = ", ".join(sorted(BOX_CLASSES))
         raise PipelineFormatError(f"unknown box {name!r}; known boxes: {known}")
@@ -289,6 +379,7 @@ def box_from_json(data: Any) -> StepBox:
 
 __all__ = [
     "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup", "Merge",
-    "Verify", "Accept", "GreedyAccept", "Commit", "box_to_json", "box_from_json",
+    "Verify", "Accept", "GreedyAccept", "Commit", "box_to_json", "box_from_json", "ROLES",
+    "register_box_class", "box_registry", "is_lossless",
     "Context", "Draft", "Scores", "Accepted",
 ]

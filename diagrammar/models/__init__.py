@@ -6,7 +6,8 @@ True
 """
 
 from diagrammar.models.errors import ContextTooLongError, ModelError, ModelLoadError
-from diagrammar.models.hf import HFCausalLM, TreeSession, load_model
+from diagrammar.models.hf import HFCausalLM, load_model
+from diagrammar.models.hf_session import TreeSession
 
 __all__ = ["HFCausalLM", "TreeSession", "load_model", "ModelError", "ModelLoadError",
            "ContextTooLongError"]

@@ -4,7 +4,7 @@ The Hugging Face forward spends much of a single-token step in Python (module ho
 construction, cache bookkeeping). For GPT-2 models, :class:`FastGPT2Session` runs the same
 arithmetic directly on the model's own weights — the same ``addmm``, ``layer_norm``,
 activation and ``scaled_dot_product_attention`` calls — into a KV buffer that grows by
-doubling, and keeps the interface of :class:`~diagrammar.models.hf.TreeSession`.
+doubling, behind the :class:`~diagrammar.models.session.CachedSession` contract.
 
 Tests check its logits against the Hugging Face forward (float64: 1e-9) and its decodes
 against ``generate``.
@@ -29,6 +29,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from diagrammar.models.session import CachedSession
 from diagrammar.models.tree_mask import is_chain, tree_layout
 
 
@@ -58,12 +59,12 @@ class _Layer:
         self.act = block.mlp.act.forward
 
 
-class FastGPT2Session:
+class FastGPT2Session(CachedSession):
     """The KV cache of one sequence under a GPT-2 model, scored tree by tree.
 
-    Same contract as :class:`~diagrammar.models.hf.TreeSession`: the cache holds every
-    committed token but the last (the root); :meth:`verify` scores root and tree in one pass;
-    :meth:`keep` keeps the accepted path.
+    The contract of :class:`~diagrammar.models.session.CachedSession`: the cache holds every
+    committed token but the last (the root); ``verify`` scores root and tree in one pass;
+    ``keep`` keeps the accepted path.
     """
 
     def __init__(self, model: torch.nn.Module, prompt_ids: Sequence[int]) -> None:
@@ -85,8 +86,7 @@ class FastGPT2Session:
         self.dtype = self.wte.dtype
         self.capacity = 0
         self._allocate(max(64, 2 * len(ids)))
-        self.cache_length = 0
-        self._tree_length = 0
+        super().__init__(0)
         if len(ids) > 1:
             with torch.inference_mode():
                 self._forward(ids[:-1], None, None, logits=False)
@@ -138,9 +138,8 @@ class FastGPT2Session:
         x = F.layer_norm(x, (width,), self.lnf_w, self.lnf_b, eps)
         return F.linear(x, self.wte)
 
-    def verify(self, root: int, tokens: Sequence[int], parents: Sequence[int]) -> torch.Tensor:
-        """Scores the root and a draft tree below it in one pass; see ``TreeSession.verify``."""
-        n = len(tokens) + 1
+    def _score(self, ids: list[int], parents: Sequence[int]) -> torch.Tensor:
+        n = len(ids)
         start = self.cache_length
         positions = mask = None
         if not is_chain(parents):
@@ -149,33 +148,18 @@ class FastGPT2Session:
             mask[:, start:] = ancestors.to(self.device)
             positions = torch.tensor([start + d for d in depths], device=self.device)
         with torch.inference_mode():
-            scores = self._forward([root, *tokens], positions, mask)
-        self._tree_length = n
-        return scores
+            return self._forward(ids, positions, mask)
 
-    def keep(self, path: Sequence[int]) -> None:
-        """After :meth:`verify`, keeps the root's and the accepted nodes' cache entries."""
-        if self._tree_length == 0:
-            raise RuntimeError("keep() must follow verify()")
-        start = self.cache_length + 1
-        path = list(path)
-        if path != list(range(len(path))):
-            source = torch.tensor([start + i for i in path], device=self.device)
-            end = start + len(path)
-            with torch.inference_mode():
-                for layer in self.layers:
-                    layer.keys[:, start:end] = layer.keys.index_select(1, source)
-                    layer.values[:, start:end] = layer.values.index_select(1, source)
-        self.cache_length = start + len(path)
-        self._tree_length = 0
+    def _move(self, sources: list[int], destination: int) -> None:
+        index = torch.tensor(sources, device=self.device)
+        end = destination + len(sources)
+        with torch.inference_mode():
+            for layer in self.layers:
+                layer.keys[:, destination:end] = layer.keys.index_select(1, index)
+                layer.values[:, destination:end] = layer.values.index_select(1, index)
 
-    def truncate(self, length: int) -> None:
-        """Rolls the cache back to its first ``length`` tokens."""
-        if not 0 <= length <= self.cache_length:
-            raise ValueError(f"cannot roll back to {length} tokens: the cache holds "
-                             f"{self.cache_length}")
-        self.cache_length = length
-        self._tree_length = 0
+    def _truncate(self, length: int) -> None:
+        """Nothing to free: the buffer is preallocated and ``cache_length`` marks its end."""
 
 
 __all__ = ["FastGPT2Session", "supports"]

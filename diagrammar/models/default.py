@@ -41,12 +41,11 @@ Example:
     >>> manifest("tiny")["heldout_accuracy"] > 0.05
     True
 
-Command line: ``python -m diagrammar.models.default --size small`` (``diagrammar train-default``).
+Command line: ``diagrammar train-default --size small``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import datetime as _dt
 import json
@@ -76,8 +75,8 @@ __all__ = [
     "default_path",
     "default_tokenizer",
     "heldout_sources",
-    "main",
     "manifest",
+    "summary",
     "recipe_hash",
     "tokenizer_path",
     "train_default",
@@ -447,37 +446,6 @@ def default_tokenizer(
     return _ensure_tokenizer(root, docs, corpus_digest(docs), progress)[0]
 
 
-# --------------------------------------------------------------------------- command line
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: train (or check) the default models and print their manifest summary.
-
-    Example (trains when nothing is cached, so not a doctest)::
-
-        main(["--size", "tiny", "--quiet"])   # 0
-    """
-    parser = argparse.ArgumentParser(
-        prog="diagrammar train-default", description="Train the embedded default model."
-    )
-    parser.add_argument("--size", choices=(*SIZES, "all"), default="small")
-    parser.add_argument("--cache-dir", default=None, help=f"default: ${CACHE_ENV} or user cache")
-    parser.add_argument("--force", action="store_true", help="retrain even if cached")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
-    sizes = SIZES if args.size == "all" else (args.size,)
-    for size in sizes:
-        try:
-            path = train_default(
-                size, cache_dir=args.cache_dir, force=args.force, progress=not args.quiet
-            )
-        except CacheDirError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(summary(size, args.cache_dir, path))
-    return 0
-
-
 def summary(
     size: str, cache_dir: str | os.PathLike[str] | None = None, path: Path | None = None
 ) -> str:
@@ -489,6 +457,3 @@ def summary(
         f"heldout loss={m['heldout_loss']:.3f} acc={m['heldout_accuracy']:.3f}"
     )
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

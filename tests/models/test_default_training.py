@@ -121,17 +121,29 @@ def test_cache_dir_comes_from_the_environment(tmp_path, monkeypatch):
     assert dm.default_path("small") != tmp_path / "default-model" / "small"
 
 
-def test_command_line_reports_the_cached_model(default_tiny_path, capsys):
-    assert dm.main(["--size", "tiny", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "tiny:" in out and "heldout" in out and str(default_tiny_path) in out
+def test_command_line_reports_the_cached_model(default_tiny_path):
+    from click.testing import CliRunner
+
+    from diagrammar.cli import main
+
+    result = CliRunner().invoke(main, ["train-default", "--size", "tiny", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "tiny:" in result.output and "heldout" in result.output
+    assert str(default_tiny_path) in result.output
 
 
-def test_command_line_rejects_an_unwritable_cache(tmp_path, capsys):
+def test_command_line_rejects_an_unwritable_cache(tmp_path):
+    from click.testing import CliRunner
+
+    from diagrammar.cli import main
+
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    assert dm.main(["--size", "tiny", "--quiet", "--cache-dir", str(blocker)]) == 2
-    assert "cannot write" in capsys.readouterr().err
+    result = CliRunner().invoke(
+        main, ["train-default", "--size", "tiny", "--quiet", "--cache-dir", str(blocker / "c")]
+    )
+    assert result.exit_code == 1
+    assert "cannot write the diagrammar model cache" in result.output
 
 
 def test_batches_use_short_windows_first_with_the_same_tokens_per_step():

@@ -7,7 +7,7 @@ import pytest
 from discopy.grammar.pregroup import Box, Cap, Cup, Id, Word
 
 from diagrammar.diagrams.pregroup import N, S
-from diagrammar.functors.rewrite import count_cups, from_layers, remove_cups, snake_normal_form
+from diagrammar.diagrams.rewrite import count_cups, from_layers, remove_cups, snake_normal_form
 from diagrammar.functors.tensor_network import TensorFunctor, discopy_eval
 from diagrammar.qnlp.data import generate_mc, generate_rp, mc_lexicon, rp_lexicon
 from diagrammar.qnlp.models import parse_sentences

@@ -1,16 +1,5 @@
 """Rewrites of pregroup diagrams that keep their meaning under every functor.
 
-- :func:`snake_normal_form`: yank every snake (``cap`` followed by ``cup``) away, discopy's
-  rigid normal form.
-- :func:`remove_cups`: bend each one-wire word state that a cup consumes into an effect
-  (its transpose, ``word.r`` or ``word.l``), so the cup disappears.  On circuits this saves
-  two post-selected qubits per noun.
-
-Both are checked numerically in the tests: the tensor network of the rewritten diagram
-equals that of the original.
-
-Example
--------
 >>> from diagrammar.diagrams.pregroup import Lexicon, parse
 >>> lex = Lexicon.from_categories({"noun": ["man", "meal"], "transitive_verb": ["cooks"]})
 >>> diagram = parse("man cooks meal", lex)
@@ -18,6 +7,16 @@ Example
 (2, 0)
 >>> remove_cups(diagram).cod == diagram.cod
 True
+
+- :func:`snake_normal_form`: yank every snake (``cap`` followed by ``cup``) away, discopy's
+  rigid normal form.
+- :func:`remove_cups`: bend each one-wire word state that a cup consumes into an effect
+  (its transpose, ``word.r`` or ``word.l``), so the cup disappears.  On circuits this saves
+  two post-selected qubits per noun.
+
+Both are syntax to syntax (this module imports only discopy), and both are checked
+numerically in ``tests/qnlp/test_qnlp_rewrite.py``: the tensor network of the rewritten
+diagram equals that of the original.
 """
 
 from __future__ import annotations
@@ -30,6 +29,12 @@ __all__ = ["count_cups", "from_layers", "remove_cups", "snake_normal_form"]
 def count_cups(diagram: Diagram) -> int:
     """Number of cup boxes in ``diagram``.
 
+    Args:
+        diagram: any pregroup diagram.
+
+    Returns:
+        How many of its boxes are :class:`~discopy.grammar.pregroup.Cup`.
+
     >>> from diagrammar.diagrams.pregroup import N
     >>> count_cups(Cup(N, N.r))
     1
@@ -39,6 +44,13 @@ def count_cups(diagram: Diagram) -> int:
 
 def snake_normal_form(diagram: Diagram) -> Diagram:
     """Remove snakes (``Cap`` then ``Cup`` on a wire) with discopy's rigid normal form.
+
+    Args:
+        diagram: any pregroup diagram.
+
+    Returns:
+        The diagram in discopy's snake normal form; it has the same meaning under every
+        functor.
 
     >>> from diagrammar.diagrams.pregroup import N
     >>> snake = Id(N) @ Cap(N.r, N) >> Cup(N, N.r) @ Id(N)
@@ -50,6 +62,16 @@ def snake_normal_form(diagram: Diagram) -> Diagram:
 
 def from_layers(dom: Ty, layers: list[tuple[Box, int]]) -> Diagram:
     """Rebuild a diagram from its domain and ``(box, offset)`` layers.
+
+    Args:
+        dom: the domain of the diagram.
+        layers: one ``(box, offset)`` per layer, as ``zip(d.boxes, d.offsets)`` gives them.
+
+    Returns:
+        ``Id(dom)`` followed by every layer, each box whiskered at its offset.
+
+    Raises:
+        ValueError: a box's domain does not match the wires at its offset.
 
     >>> from diagrammar.diagrams.pregroup import N
     >>> d = Id(N) @ Cap(N.r, N) >> Cup(N, N.r) @ Id(N)
@@ -98,6 +120,13 @@ def remove_cups(diagram: Diagram) -> Diagram:
     """Turn every one-wire word state closed by a cup into the transposed effect.
 
     Works on any diagram; boxes other than one-wire states are left as they are.
+
+    Args:
+        diagram: any pregroup diagram, usually a parsed sentence (words then cups).
+
+    Returns:
+        A diagram with the same domain, codomain and meaning, with one cup fewer for every
+        one-wire word state that a cup consumed.
     """
     layers = list(zip(diagram.boxes, diagram.offsets, strict=True))
     while True:

@@ -15,8 +15,8 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from diagrammar import Drafter, PromptLookup, Verify, autoregressive, speculative
 from diagrammar.decoding import DraftTree
+from diagrammar.decoding.steps import DrafterStep, verify_step
 from diagrammar.functors import Execute
-from diagrammar.functors.torch_backend import DrafterStep, verify
 
 
 class RepeatLast(Drafter):
@@ -43,7 +43,7 @@ class CountingExecute(Execute):
         if isinstance(box, Verify):
             def counting_verify(state, tree):
                 self.verified_nodes += len(tree) + 1
-                return verify(state, tree)
+                return verify_step(state, tree)
             return counting_verify
         return super().implement(box)
 

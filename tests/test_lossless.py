@@ -13,10 +13,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from diagrammar.decoding.steps import DrafterStep
 from diagrammar.decoding.tree import DraftTree
 from diagrammar.diagrams import Drafter, PromptLookup, autoregressive, speculative
 from diagrammar.functors import Execute
-from diagrammar.functors.torch_backend import DrafterStep
 from diagrammar.models import HFCausalLM
 
 VOCAB = 48
@@ -95,7 +95,7 @@ def test_random_trees_are_lossless(model_factory, kind, model_seed, prompt, max_
     custom = Execute(lm, implementations={OracleTree: oracle})
     result = custom(speculative(OracleTree(seed=tree_seed))).generate(prompt, max_new_tokens)
     assert result.tokens == greedy
-    assert sum(result.stats.accepted) == len(greedy)
+    assert sum(result.stats.accepted_per_step) == len(greedy)
     # The trees really were trees, and drafts really were accepted, across the run.
     assert drafters[0].trees
 

@@ -1,9 +1,12 @@
 """Acceptance rules: which path of a verified draft tree becomes output.
 
->>> import torch
+Scores are any array with ``argmax(-1)`` and ``tolist()`` (torch, NumPy, JAX): this module
+imports no tensor library.
+
+>>> import numpy as np
 >>> from diagrammar.decoding.tree import DraftTree
 >>> tree = DraftTree.from_parents([5, 6, 9], [-1, 0, -1])
->>> scores = torch.zeros(4, 10)
+>>> scores = np.zeros((4, 10))
 >>> scores[0, 5] = scores[1, 6] = scores[2, 3] = 1.0   # the target says 5, then 6, then 3
 >>> greedy_accept(tree, scores)
 Acceptance(path=(0, 1), tokens=(5, 6, 3))
@@ -11,13 +14,13 @@ Acceptance(path=(0, 1), tokens=(5, 6, 3))
 
 from __future__ import annotations
 
-import torch
+from typing import Any
 
 from diagrammar.decoding.state import Acceptance
 from diagrammar.decoding.tree import DraftTree
 
 
-def greedy_accept(tree: DraftTree, scores: torch.Tensor) -> Acceptance:
+def greedy_accept(tree: DraftTree, scores: Any) -> Acceptance:
     """Lossless greedy acceptance over a tree.
 
     Follows the target's argmax from the root as long as the tree has a matching child, then
@@ -29,7 +32,7 @@ def greedy_accept(tree: DraftTree, scores: torch.Tensor) -> Acceptance:
         scores: target logits, row 0 for the root and row ``i + 1`` for node ``i``.
     """
     if not tree.tokens:
-        return Acceptance((), (int(scores[0].argmax()),))
+        return Acceptance((), (int(scores[:1].argmax(-1).tolist()[0]),))
     best = scores.argmax(-1).tolist()
     path: list[int] = []
     node = -1

@@ -9,7 +9,7 @@
 >>> state.tokens, state.done
 ([1, 2, 4, 5], False)
 >>> commit(state, Acceptance((0, 1), (6, 7, 8)))   # the budget allows one more token
->>> state.tokens, state.done, state.accepted
+>>> state.tokens, state.done, state.accepted_per_step
 ([1, 2, 4, 5, 6], True, [2, 1])
 """
 
@@ -22,7 +22,8 @@ def commit(state: DecodeState, accepted: Acceptance) -> None:
     """Keeps the accepted path's cache entries and appends the new tokens.
 
     New tokens are cut at the generation budget and after the first end-of-sequence token;
-    either ends the generation.
+    either ends the generation. Then every observer (drafters that learn) receives the
+    step's verification pass, completed with the acceptance.
     """
     state.session.keep(accepted.path)
     new = accepted.tokens
@@ -38,7 +39,13 @@ def commit(state: DecodeState, accepted: Acceptance) -> None:
                 state.done = True
                 break
     state.tokens.extend(new)
-    state.accepted.append(len(new))
+    state.accepted_per_step.append(len(new))
+    verification = state.verification
+    if verification is not None:
+        verification.acceptance = accepted
+        state.verification = None
+        for observer in state.observers:
+            observer.observe(state, verification)
 
 
 __all__ = ["commit"]

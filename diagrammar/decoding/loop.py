@@ -1,6 +1,5 @@
 """The decode loop: run a step ``DecodeState -> DecodeState`` until the sequence is done.
 
->>> from diagrammar.decoding.stats import DecodeStats
 >>> class Session:                       # a stand-in model that always predicts token 7
 ...     def keep(self, path): pass
 >>> class Model:
@@ -15,6 +14,10 @@
 >>> result = decode(step, Model(), [1, 2], max_new_tokens=3)
 >>> result.tokens, result.stats.steps, result.stats.mean_accepted
 ([7, 7, 7], 3, 1.0)
+>>> decode(lambda state: state, Model(), [1, 2], max_new_tokens=3)
+Traceback (most recent call last):
+...
+diagrammar.decoding.steps.DecodingError: a decoding step committed no token ...
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from diagrammar.decoding.config import GenerationConfig
 from diagrammar.decoding.state import DecodeState
 from diagrammar.decoding.stats import DecodeStats
+from diagrammar.decoding.steps import DecodingError
 
 
 @dataclass
@@ -37,40 +42,84 @@ class Generation:
     stats: DecodeStats
 
 
+def check_token_ids(ids: Sequence[Any], vocab_size: int | None) -> list[int]:
+    """The prompt as a list of ints, with a clear error for ids that are not token ids.
+
+    >>> check_token_ids([1, 2], 10)
+    [1, 2]
+    >>> check_token_ids([1, 12], 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: prompt token id 12 (at position 1) is outside the model's vocabulary of 10
+    """
+    prompt = []
+    for position, token in enumerate(ids):
+        if isinstance(token, bool) or not hasattr(token, "__index__"):
+            raise ValueError(f"prompt token ids must be integers, got {token!r} at position "
+                             f"{position}")
+        token = int(token)
+        if token < 0 or (vocab_size is not None and token >= vocab_size):
+            limit = f"the model's vocabulary of {vocab_size}" if vocab_size else "0 and up"
+            raise ValueError(f"prompt token id {token} (at position {position}) is outside "
+                             f"{limit}")
+        prompt.append(token)
+    return prompt
+
+
 def decode(step: Callable[[DecodeState], DecodeState], model: Any, prompt_ids: Sequence[int],
-           max_new_tokens: int, *, start: Callable[[DecodeState], None] | None = None,
+           max_new_tokens: int, *, config: GenerationConfig | None = None,
+           start: Callable[[DecodeState], None] | None = None,
            box_seconds: Mapping[str, float] | None = None) -> Generation:
     """Decodes up to ``max_new_tokens`` new tokens after ``prompt_ids``.
 
     Args:
         step: one decoding step.
-        model: has ``check_length(prompt_length, max_new_tokens)``, ``session(prompt_ids)``
-            and ``eos_token_ids``.
+        model: a :class:`~diagrammar.decoding.protocols.LanguageModel` (``check_length``,
+            ``session``, ``eos_token_ids``; ``vocab_size`` when known).
+        config: how tokens are chosen; greedy by default.
         start: called once with the fresh state before the first step.
         box_seconds: time per box, filled by the step; copied into the stats at the end.
+
+    Raises:
+        DecodingError: when a step commits no token and does not end the generation.
     """
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    prompt = [int(t) for t in prompt_ids]
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
+            or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    vocab_size = getattr(model, "vocab_size", None)
+    prompt = check_token_ids(prompt_ids, vocab_size)
     model.check_length(len(prompt), max_new_tokens)
+    config = config if config is not None else GenerationConfig()
     started = time.perf_counter()
-    state = DecodeState(model.session(prompt), list(prompt), len(prompt), max_new_tokens,
-                        frozenset(model.eos_token_ids), done=max_new_tokens == 0)
+    session = model.session(prompt)
+    synchronize = getattr(session, "synchronize", None)
+    if synchronize is not None:
+        synchronize()
+    state = DecodeState(session, list(prompt), len(prompt), max_new_tokens,
+                        frozenset(model.eos_token_ids), config=config, vocab_size=vocab_size,
+                        done=max_new_tokens == 0)
     prefilled = time.perf_counter()
     if start is not None:
         start(state)
     while not state.done:
+        length = len(state.tokens)
         state = step(state)
+        if not state.done and len(state.tokens) == length:
+            raise DecodingError(
+                "a decoding step committed no token and did not end the generation: a step "
+                "must end with a box that commits (e.g. ... >> Verify() >> GreedyAccept() >> "
+                "Commit())")
     finished = time.perf_counter()
     stats = DecodeStats(
-        steps=len(state.accepted),
+        steps=len(state.accepted_per_step),
         new_tokens=state.generated,
         prefill_seconds=prefilled - started,
         decode_seconds=finished - prefilled,
         box_seconds=dict(box_seconds or {}),
-        accepted=list(state.accepted),
+        accepted_per_step=list(state.accepted_per_step),
+        config=config,
     )
     return Generation(state.tokens[state.prompt_length:], None, stats)
 
 
-__all__ = ["Generation", "decode"]
+__all__ = ["Generation", "decode", "check_token_ids"]

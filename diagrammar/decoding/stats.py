@@ -1,7 +1,7 @@
 """Statistics of one decode.
 
 >>> stats = DecodeStats(steps=2, new_tokens=5, prefill_seconds=0.5, decode_seconds=0.5,
-...                     box_seconds={"Verify": 0.4}, accepted=[3, 2])
+...                     box_seconds={"Verify": 0.4}, accepted_per_step=[3, 2])
 >>> stats.mean_accepted, stats.tokens_per_second
 (2.5, 5.0)
 """
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from diagrammar.decoding.config import GenerationConfig
 
 
 @dataclass
@@ -23,7 +25,8 @@ class DecodeStats:
         prefill_seconds: time to encode the prompt into the cache.
         decode_seconds: time of the steps.
         box_seconds: time spent in each box of the step, by box name.
-        accepted: tokens committed at each step, the bonus token included.
+        accepted_per_step: tokens committed at each step, the bonus token included.
+        config: the generation config the decode ran with.
     """
 
     steps: int
@@ -31,7 +34,8 @@ class DecodeStats:
     prefill_seconds: float
     decode_seconds: float
     box_seconds: dict[str, float] = field(default_factory=dict)
-    accepted: list[int] = field(default_factory=list)
+    accepted_per_step: list[int] = field(default_factory=list)
+    config: GenerationConfig = field(default_factory=GenerationConfig)
 
     @property
     def seconds(self) -> float:
@@ -59,7 +63,8 @@ class DecodeStats:
             "prefill_seconds": self.prefill_seconds,
             "decode_seconds": self.decode_seconds,
             "box_seconds": dict(self.box_seconds),
-            "accepted_histogram": dict(sorted(Counter(self.accepted).items())),
+            "accepted_histogram": dict(sorted(Counter(self.accepted_per_step).items())),
+            "config": self.config.as_dict(),
         }
 
     def summary(self) -> str:

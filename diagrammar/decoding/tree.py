@@ -1,7 +1,9 @@
 """Draft trees: tokens hanging below the last committed token, stored as a trie.
 
 Nodes are numbered in insertion order, so a parent always comes before its children; the
-parent ``-1`` is the root (the last committed token).
+parent ``-1`` is the root (the last committed token). A node may carry the drafter's
+probability of its token given its path (``probs``; ``None`` for deterministic drafters), which
+speculative sampling needs.
 
 >>> tree = DraftTree()
 >>> tree.add_path([5, 6, 7])
@@ -12,6 +14,10 @@ parent ``-1`` is the root (the last committed token).
 ([5, 6, 7, 9], [-1, 0, 1, 0])
 >>> tree.child(-1, 5), tree.child(0, 8)
 (0, None)
+>>> tree.add(0, 8, prob=0.25), tree.probs
+(4, [None, None, None, None, 0.25])
+>>> tree.prune(1).tokens
+[5]
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from collections.abc import Iterable, Sequence
 class DraftTree:
     """A token trie below the root. Adding a path shares the prefix it has with earlier paths."""
 
-    __slots__ = ("tokens", "parents", "_children")
+    __slots__ = ("tokens", "parents", "probs", "_children")
 
     def __init__(self) -> None:
         self.tokens: list[int] = []
         self.parents: list[int] = []
+        #: The drafter's probability of each node's token given its path, or ``None``.
+        self.probs: list[float | None] = []
         self._children: dict[tuple[int, int], int] = {}
 
     def __len__(self) -> int:
@@ -42,8 +50,12 @@ class DraftTree:
         tree.add_path(tokens)
         return tree
 
-    def add(self, parent: int, token: int) -> int:
-        """The node for ``token`` under ``parent``, created if missing."""
+    def add(self, parent: int, token: int, prob: float | None = None) -> int:
+        """The node for ``token`` under ``parent``, created if missing.
+
+        ``prob`` is the drafter's probability of ``token`` after the node's path; an existing
+        node keeps the probability it has, unless it had none.
+        """
         key = (parent, token)
         node = self._children.get(key)
         if node is None:
@@ -51,15 +63,29 @@ class DraftTree:
             self._children[key] = node
             self.tokens.append(token)
             self.parents.append(parent)
+            self.probs.append(prob)
+        elif prob is not None and self.probs[node] is None:
+            self.probs[node] = prob
         return node
 
-    def add_path(self, tokens: Iterable[int], parent: int = -1) -> list[int]:
-        """Adds a path below ``parent`` and returns its node indices."""
+    def add_path(self, tokens: Iterable[int], parent: int = -1,
+                 probs: Iterable[float] | None = None) -> list[int]:
+        """Adds a path below ``parent`` (with the drafter's ``probs``, if any) and returns its
+        node indices."""
         nodes = []
-        for token in tokens:
-            parent = self.add(parent, int(token))
+        tokens = list(tokens)
+        probs = [None] * len(tokens) if probs is None else list(probs)
+        if len(probs) != len(tokens):
+            raise ValueError(f"{len(tokens)} tokens but {len(probs)} probabilities")
+        for token, prob in zip(tokens, probs):
+            parent = self.add(parent, int(token), prob)
             nodes.append(parent)
         return nodes
+
+    @property
+    def has_probs(self) -> bool:
+        """Whether every node carries the drafter's probability."""
+        return bool(self.probs) and all(p is not None for p in self.probs)
 
     def child(self, parent: int, token: int) -> int | None:
         """The child of ``parent`` holding ``token``, if any."""
@@ -68,9 +94,28 @@ class DraftTree:
     def union(self, other: DraftTree) -> DraftTree:
         """Adds every node of ``other`` to this tree (shared prefixes merge); returns self."""
         mapping: list[int] = []
-        for token, parent in zip(other.tokens, other.parents):
-            mapping.append(self.add(mapping[parent] if parent >= 0 else -1, token))
+        for token, parent, prob in zip(other.tokens, other.parents, other.probs):
+            mapping.append(self.add(mapping[parent] if parent >= 0 else -1, token, prob))
         return self
+
+    def depths(self) -> list[int]:
+        """The depth of every node (the root's children have depth 1)."""
+        depths: list[int] = []
+        for parent in self.parents:
+            depths.append(depths[parent] + 1 if parent >= 0 else 1)
+        return depths
+
+    def prune(self, max_depth: int) -> DraftTree:
+        """This tree without the nodes deeper than ``max_depth`` (self when none is)."""
+        depths = self.depths()
+        if all(d <= max_depth for d in depths):
+            return self
+        pruned = DraftTree()
+        mapping: dict[int, int] = {-1: -1}
+        for node, (token, parent, prob) in enumerate(zip(self.tokens, self.parents, self.probs)):
+            if depths[node] <= max_depth:
+                mapping[node] = pruned.add(mapping[parent], token, prob)
+        return pruned
 
     def path_to(self, node: int) -> list[int]:
         """Node indices from the root's child down to ``node``."""
@@ -82,10 +127,7 @@ class DraftTree:
 
     def depth(self) -> int:
         """Length of the longest path."""
-        depths: list[int] = []
-        for parent in self.parents:
-            depths.append(depths[parent] + 1 if parent >= 0 else 1)
-        return max(depths, default=0)
+        return max(self.depths(), default=0)
 
     def paths(self) -> list[list[int]]:
         """Token sequences of every root-to-leaf path."""
@@ -94,14 +136,19 @@ class DraftTree:
                 for leaf in range(len(self)) if leaf not in has_child]
 
     @classmethod
-    def from_parents(cls, tokens: Sequence[int], parents: Sequence[int]) -> DraftTree:
+    def from_parents(cls, tokens: Sequence[int], parents: Sequence[int],
+                     probs: Sequence[float | None] | None = None) -> DraftTree:
         """Builds a tree from token and parent lists (duplicate siblings merge)."""
         tree = cls()
         mapping: list[int] = []
-        for index, (token, parent) in enumerate(zip(tokens, parents)):
+        probs = [None] * len(tokens) if probs is None else probs
+        if not len(tokens) == len(parents) == len(probs):
+            raise ValueError(f"{len(tokens)} tokens, {len(parents)} parents and {len(probs)} "
+                             "probabilities: give one of each per node")
+        for index, (token, parent, prob) in enumerate(zip(tokens, parents, probs)):
             if not -1 <= parent < index:
                 raise ValueError(f"node {index} has parent {parent}: parents come first")
-            mapping.append(tree.add(mapping[parent] if parent >= 0 else -1, int(token)))
+            mapping.append(tree.add(mapping[parent] if parent >= 0 else -1, int(token), prob))
         return tree
 
 

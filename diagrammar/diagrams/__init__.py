@@ -1,5 +1,9 @@
 """The syntax: wire types, boxes and pipelines of decoding steps. No tensors here.
 
+This layer may import only discopy and the standard library. Boxes carry frozen JSON specs
+and declare their metadata (role, lossless, resources) on their class; meaning comes from the
+functors in :mod:`diagrammar.functors`.
+
 >>> from diagrammar.diagrams import PromptLookup, speculative
 >>> step = speculative(PromptLookup())
 >>> print(step.dom, "->", step.cod)
@@ -27,18 +31,19 @@ from diagrammar.diagrams.boxes import (
 from diagrammar.diagrams.builders import (
     PIPELINES,
     autoregressive,
-    pipeline,
+    read_pipeline,
     register_pipeline,
     speculative,
 )
 from diagrammar.diagrams.errors import DiagramError, PipelineFormatError, WiringError
-from diagrammar.diagrams.serialize import from_json, load, save, to_json
+from diagrammar.diagrams.serialize import from_json, load_pipeline, save_pipeline, to_json
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
     "BOX_CLASSES", "Accept", "Commit", "Drafter", "GreedyAccept", "Merge", "NoDraft",
     "Pipeline", "PromptLookup", "StepBox", "Swap", "Verify", "PIPELINES", "autoregressive",
-    "pipeline", "register_pipeline", "speculative", "DiagramError", "PipelineFormatError",
-    "WiringError", "from_json", "load", "save", "to_json", "Accepted", "Context", "Draft",
+    "read_pipeline", "register_pipeline", "speculative", "DiagramError", "PipelineFormatError",
+    "WiringError", "from_json", "load_pipeline", "save_pipeline", "to_json", "Accepted",
+    "Context", "Draft",
     "Scores", "Ty", "ROLES", "box_registry", "is_lossless", "register_box_class",
 ]

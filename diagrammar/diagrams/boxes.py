@@ -195,7 +195,7 @@ class StepBox(symmetric.Box, Pipeline):
         """Rebuilds a box from its spec; the inverse of :attr:`spec`."""
         try:
             return cls(**spec)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             raise PipelineFormatError(f"bad spec for box {cls.__name__}: {error}") from None
 
     def __repr__(self) -> str:
@@ -240,44 +240,76 @@ class PromptLookup(Drafter):
     """Drafts by matching the context's last n-gram earlier in the context.
 
     The most recent match with the longest n-gram (from ``max_ngram`` down to ``min_ngram``)
-    gives a chain of up to ``num_tokens`` tokens. When other matches continue differently, up
-    to ``branches - 1`` of their continuations (each at most ``branch_tokens`` long) join as
-    side branches, making a small tree.
+    gives a chain of up to ``num_tokens`` tokens; of the latest ``scan_limit`` matches, the
+    latest with a full-length continuation is preferred. When other matches continue
+    differently, up to ``branches - 1`` of their continuations (each at most
+    ``branch_tokens`` long) join as side branches, making a small tree.
+
+    >>> PromptLookup(max_ngram=10**9)
+    Traceback (most recent call last):
+    ...
+    ValueError: PromptLookup: max_ngram must be an integer from 1 to 64, got 1000000000
     """
 
+    #: Upper bounds of the hyper-parameters: beyond them a lookup costs more than it can save.
+    LIMITS: ClassVar[dict[str, int]] = {"num_tokens": 1024, "max_ngram": 64, "min_ngram": 64,
+                                        "branches": 64, "branch_tokens": 1024,
+                                        "scan_limit": 65536}
+
     def __init__(self, num_tokens: int = 10, max_ngram: int = 3, min_ngram: int = 1,
-                 branches: int = 1, branch_tokens: int = 3) -> None:
-        for label, value in (("num_tokens", num_tokens), ("max_ngram", max_ngram),
-                             ("min_ngram", min_ngram), ("branches", branches),
-                             ("branch_tokens", branch_tokens)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"PromptLookup: {label} must be a positive integer, got {value!r}")
+                 branches: int = 1, branch_tokens: int = 3, scan_limit: int = 64) -> None:
+        values = {"num_tokens": num_tokens, "max_ngram": max_ngram, "min_ngram": min_ngram,
+                  "branches": branches, "branch_tokens": branch_tokens,
+                  "scan_limit": scan_limit}
+        for label, value in values.items():
+            limit = self.LIMITS[label]
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+                raise ValueError(f"PromptLookup: {label} must be an integer from 1 to {limit}, "
+                                 f"got {value!r}")
         if min_ngram > max_ngram:
             raise ValueError(f"PromptLookup: min_ngram ({min_ngram}) > max_ngram ({max_ngram})")
-        super().__init__(num_tokens=num_tokens, max_ngram=max_ngram, min_ngram=min_ngram,
-                         branches=branches, branch_tokens=branch_tokens)
+        super().__init__(**values)
 
 
 class Merge(Drafter):
-    """Several drafters run on the same context; their draft trees are unioned."""
+    """Several drafters run on the same context; their draft trees are unioned.
+
+    Nested merges flatten: ``Merge(Merge(a, b), c) == Merge(a, b, c)``, so a merge is never
+    deeper than one level, however it was built or written in JSON.
+
+    >>> Merge(Merge(NoDraft(), PromptLookup()), NoDraft()).name
+    'NoDraft | PromptLookup | NoDraft'
+    """
 
     def __init__(self, *drafters: Drafter) -> None:
-        if len(drafters) < 2:
-            raise ValueError("Merge needs at least two drafters")
+        flat: list[Drafter] = []
         for drafter in drafters:
             if not isinstance(drafter, Drafter):
                 raise WiringError(f"Merge takes drafters, not {drafter!r}")
-        self.drafters: tuple[Drafter, ...] = tuple(drafters)
-        super().__init__(drafters=[box_to_json(d) for d in drafters])
+            flat.extend(drafter.drafters if isinstance(drafter, Merge) else (drafter,))
+        if len(flat) < 2:
+            raise ValueError("Merge needs at least two drafters")
+        self.drafters: tuple[Drafter, ...] = tuple(flat)
+        super().__init__(drafters=[box_to_json(d) for d in flat])
 
     def _label(self, spec: Mapping[str, Any]) -> str:
         return " | ".join(drafter.name for drafter in self.drafters)
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> Merge:
+        items = spec.get("drafters") if isinstance(spec, Mapping) else None
+        if not isinstance(items, list):
+            raise PipelineFormatError("bad spec for box Merge: \"drafters\" must be a list of "
+                                      "boxes")
+        drafters = []
+        for index, item in enumerate(items):
+            try:
+                drafters.append(box_from_json(item))
+            except PipelineFormatError as error:
+                raise PipelineFormatError(f"Merge drafter {index}: {error}") from None
         try:
-            return cls(*(box_from_json(item) for item in spec["drafters"]))
-        except (KeyError, TypeError) as error:
+            return cls(*drafters)
+        except (TypeError, ValueError) as error:
             raise PipelineFormatError(f"bad spec for box Merge: {error}") from None
 
 

@@ -1,10 +1,10 @@
 """Builders for the standard decoding steps, and the registry of named pipelines.
 
->>> from diagrammar.diagrams.builders import autoregressive, speculative, pipeline
+>>> from diagrammar.diagrams.builders import autoregressive, speculative, read_pipeline
 >>> from diagrammar.diagrams.boxes import PromptLookup
 >>> [box.name for box in autoregressive().boxes]
 ['NoDraft', 'Verify', 'GreedyAccept', 'Commit']
->>> pipeline("prompt-lookup") == speculative(PromptLookup())
+>>> read_pipeline("prompt-lookup") == speculative(PromptLookup())
 True
 """
 
@@ -66,7 +66,7 @@ def prompt_lookup_tree() -> Pipeline:
     return speculative(PromptLookup(branches=3))
 
 
-def pipeline(name_or_json: str) -> Pipeline:
+def read_pipeline(name_or_json: str) -> Pipeline:
     """A pipeline from a registered name, a JSON file path, or a JSON string."""
     from diagrammar.diagrams import serialize
 
@@ -76,7 +76,7 @@ def pipeline(name_or_json: str) -> Pipeline:
     if text.startswith("{"):
         return serialize.from_json(text)
     if text.endswith(".json") or Path(text).is_file():
-        return serialize.load(text)
+        return serialize.load_pipeline(text)
     known = ", ".join(sorted(PIPELINES))
     raise PipelineFormatError(
         f"unknown pipeline {name_or_json!r}: use one of {known}, a path to a pipeline JSON "
@@ -84,5 +84,5 @@ def pipeline(name_or_json: str) -> Pipeline:
     )
 
 
-__all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "pipeline",
+__all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
            "prompt_lookup", "prompt_lookup_tree"]

@@ -101,34 +101,50 @@ def to_json(diagram: Pipeline, indent: int | None = 2) -> str:
 
 
 def from_json(text: str) -> Pipeline:
-    """Reads a pipeline from a JSON string, with the position of a syntax error if any."""
+    """Reads a pipeline from a JSON string, with the position of a syntax error if any.
+
+    >>> from_json("[" * 100000)
+    Traceback (most recent call last):
+    ...
+    diagrammar.diagrams.errors.PipelineFormatError: the pipeline JSON is nested too deeply ...
+    """
     try:
         data = json.loads(text)
+        return from_dict(data)
     except json.JSONDecodeError as error:
         raise PipelineFormatError(
             f"malformed pipeline JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
-    return from_dict(data)
+    except RecursionError:
+        raise PipelineFormatError(
+            "the pipeline JSON is nested too deeply to be a pipeline (a pipeline is a list of "
+            "layers; merges of drafters are one flat list)") from None
 
 
-def save(diagram: Pipeline, path: str | Path) -> Path:
-    """Writes the pipeline to a JSON file and returns its path."""
+def save_pipeline(diagram: Pipeline, path: str | Path) -> Path:
+    """Writes the pipeline to a JSON file (UTF-8) and returns its path."""
     path = Path(path)
-    path.write_text(to_json(diagram) + "\n")
+    path.write_text(to_json(diagram) + "\n", encoding="utf-8")
     return path
 
 
-def load(path: str | Path) -> Pipeline:
-    """Reads a pipeline from a JSON file."""
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Reads a pipeline from a JSON file (UTF-8)."""
     path = Path(path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as error:
         raise PipelineFormatError(f"cannot read pipeline file {path}: {error.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PipelineFormatError(
+            f"{path}: not UTF-8 text (byte 0x{data[error.start]:02x} at position "
+            f"{error.start}): pipeline files are JSON in UTF-8") from None
     try:
         return from_json(text)
     except PipelineFormatError as error:
         raise PipelineFormatError(f"{path}: {error}") from None
 
 
-__all__ = ["to_dict", "from_dict", "to_json", "from_json", "save", "load"]
+__all__ = ["to_dict", "from_dict", "to_json", "from_json", "save_pipeline", "load_pipeline"]

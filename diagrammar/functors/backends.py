@@ -1,17 +1,24 @@
-"""Backends: how models are loaded and which implementation each box class gets.
+"""Backends: a name and a model loader. The loaded model's sessions do the rest.
 
-A backend is a name, a model loader and a table ``box class -> implementation factory``.
-``Execute(model, backend=name)`` looks the backend up here; a new backend (JAX, say) registers
-itself with :func:`register_backend` and reuses the same diagrams.
+``Execute(model, backend=name)`` looks the backend up here and loads the model with it; the
+model must follow the :class:`~diagrammar.decoding.protocols.LanguageModel` contract, and the
+step wiring (:mod:`diagrammar.decoding.steps`) is the same for every backend. A new backend
+(JAX, say) is a loader whose model returns its own session class; it may also override the
+implementation of some boxes (a fused kernel, a compiled step).
 
->>> from diagrammar.functors.backends import BACKENDS
->>> "torch" in BACKENDS
-True
+>>> from diagrammar.functors.backends import Backend, backend_registry, register_backend
+>>> with backend_registry():
+...     _ = register_backend(Backend("mine", load_model=lambda model: model))
+...     sorted(BACKENDS)
+['mine', 'torch']
+>>> sorted(BACKENDS)
+['torch']
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +30,13 @@ ImplementationFactory = Callable[[Any, Any], Implementation]
 
 @dataclass
 class Backend:
-    """A named backend: a model loader and the default implementation of each box class."""
+    """A named backend.
+
+    Args:
+        name: what ``Execute(..., backend=name)`` says.
+        load_model: turns what the user passed into a ``LanguageModel``.
+        implementations: box class -> factory, overriding the shared table for this backend.
+    """
 
     name: str
     load_model: Callable[[Any], Any]
@@ -40,12 +53,24 @@ def register_backend(backend: Backend) -> Backend:
     return backend
 
 
-def _register_builtin() -> None:
-    from diagrammar.functors.torch_backend import TORCH
+@contextmanager
+def backend_registry() -> Iterator[dict[str, Backend]]:
+    """A scope for backends: those registered inside it are removed when it ends."""
+    saved = dict(BACKENDS)
+    try:
+        yield BACKENDS
+    finally:
+        BACKENDS.clear()
+        BACKENDS.update(saved)
 
-    register_backend(TORCH)
+
+def _load_torch(model: Any) -> Any:
+    from diagrammar.models.loader import load_torch_model
+
+    return load_torch_model(model)
 
 
-_register_builtin()
+register_backend(Backend("torch", load_model=_load_torch))
 
-__all__ = ["Backend", "BACKENDS", "Implementation", "ImplementationFactory", "register_backend"]
+__all__ = ["Backend", "BACKENDS", "Implementation", "ImplementationFactory", "register_backend",
+           "backend_registry"]

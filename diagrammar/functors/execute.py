@@ -33,15 +33,18 @@ from typing import Any
 
 from discopy.symmetric import Swap
 
+from diagrammar.decoding.config import GenerationConfig
 from diagrammar.decoding.loop import Generation, decode
 from diagrammar.decoding.state import DecodeState
 from diagrammar.diagrams.boxes import Pipeline, StepBox
 from diagrammar.diagrams.types import Context
 from diagrammar.functors.backends import BACKENDS, Implementation, ImplementationFactory
+from diagrammar.functors.implementations import IMPLEMENTATIONS
 
 
 class ExecuteError(NotImplementedError):
-    """A box has no implementation on the chosen backend."""
+    """A diagram cannot be executed: a box has no implementation on the chosen backend, a
+    resource it names is not bound, or a step cannot decode."""
 
 
 def _swap(left: Any, right: Any) -> tuple[Any, Any]:
@@ -53,6 +56,8 @@ class CompiledDiagram:
 
     Attributes:
         box_seconds: seconds spent in each box since the last :meth:`start`, by box name.
+            When the model runs on an accelerator, each box's time ends with a device
+            synchronisation, so asynchronous kernels are charged to the box that launched them.
     """
 
     def __init__(self, diagram: Pipeline,
@@ -60,11 +65,14 @@ class CompiledDiagram:
         self.diagram = diagram
         self.layers = list(layers)
         self.box_seconds: dict[str, float] = {name: 0.0 for name, *_ in self.layers}
+        self._synchronize: Any = None
 
     def start(self, *values: Any) -> None:
         """Resets timers and lets every implementation that has ``start`` prepare."""
         for name in self.box_seconds:
             self.box_seconds[name] = 0.0
+        session = getattr(values[0], "session", None) if values else None
+        self._synchronize = getattr(session, "synchronize", None)
         for _, implementation, _, _ in self.layers:
             start = getattr(implementation, "start", None)
             if start is not None:
@@ -74,12 +82,22 @@ class CompiledDiagram:
         wires = list(values)
         clock = time.perf_counter
         seconds = self.box_seconds
+        synchronize = self._synchronize
         for name, implementation, offset, width in self.layers:
             began = clock()
             outputs = implementation(*wires[offset:offset + width])
+            if synchronize is not None:
+                synchronize()
             seconds[name] += clock() - began
             wires[offset:offset + width] = outputs
         return tuple(wires)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Generation:
+        """Only a ``Context -> Context`` step decodes; this one does not."""
+        raise ExecuteError(
+            f"this pipeline goes {self.diagram.dom} -> {self.diagram.cod}, so it cannot "
+            "decode: a decoding step goes Context -> Context (e.g. complete a drafter with "
+            "speculative(drafter))")
 
 
 class Decoder(CompiledDiagram):
@@ -97,11 +115,18 @@ class Decoder(CompiledDiagram):
         """Runs one decoding step."""
         return self(state)[0]
 
-    def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 128) -> Generation:
-        """Decodes after ``prompt``; returns tokens, text (when a tokenizer is known) and stats."""
+    def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 128,
+                 config: GenerationConfig | None = None) -> Generation:
+        """Decodes after ``prompt``; returns tokens, text (when a tokenizer is known) and stats.
+
+        Args:
+            prompt: text (encoded with the model's tokenizer) or token ids.
+            max_new_tokens: the generation budget.
+            config: how tokens are chosen (greedy by default).
+        """
         ids = self.model.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        result = decode(self.step, self.model, ids, max_new_tokens, start=self.start,
-                        box_seconds=self.box_seconds)
+        result = decode(self.step, self.model, ids, max_new_tokens, config=config,
+                        start=self.start, box_seconds=self.box_seconds)
         if getattr(self.model, "tokenizer", None) is not None:
             result.text = self.model.decode(result.tokens)
         return result
@@ -112,25 +137,48 @@ class Execute:
 
     Args:
         model: what the backend can load: for ``"torch"``, an :class:`HFCausalLM`, a Hugging
-            Face model (optionally as ``(model, tokenizer)``) or a local model folder.
+            Face model (optionally as ``(model, tokenizer)``), a local model folder,
+            ``default:SIZE`` or a Hub id.
         backend: the name of a registered backend (see :data:`BACKENDS`).
         implementations: box class -> factory ``(box, execute) -> implementation``, taking
-            precedence over the backend's table (a custom functor).
+            precedence over the backend's and the shared table (a custom functor).
+        resources: name -> object (a draft model, a grammar, a datastore, a solver) for the
+            boxes whose spec names a resource; checked when a diagram is compiled.
     """
 
     def __init__(self, model: Any, backend: str = "torch",
-                 implementations: Mapping[type[StepBox], ImplementationFactory] | None = None
-                 ) -> None:
+                 implementations: Mapping[type[StepBox], ImplementationFactory] | None = None,
+                 resources: Mapping[str, Any] | None = None) -> None:
         if backend not in BACKENDS:
             known = ", ".join(sorted(BACKENDS))
             raise ValueError(f"unknown backend {backend!r}; known backends: {known}")
         self.backend = BACKENDS[backend]
         self.model = self.backend.load_model(model)
         self.implementations: dict[type[StepBox], ImplementationFactory] = {
-            **self.backend.implementations, **(implementations or {})}
+            **IMPLEMENTATIONS, **self.backend.implementations, **(implementations or {})}
+        self.resources: dict[str, Any] = dict(resources or {})
+
+    def resource(self, box: StepBox, key: str) -> Any:
+        """The resource that ``box`` names under its spec key ``key``.
+
+        Raises:
+            ExecuteError: naming the box and the resource, when no resource of that name was
+                bound with ``Execute(..., resources={...})``.
+        """
+        name = box.spec.get(key)
+        if name not in self.resources:
+            bound = ", ".join(sorted(self.resources)) or "none"
+            raise ExecuteError(
+                f"box {box.name!r} needs the resource {name!r} (its {key!r}), but none of "
+                f"that name is bound (bound: {bound}): pass Execute(..., resources="
+                f"{{{name!r}: ...}})")
+        return self.resources[name]
 
     def implement(self, box: StepBox) -> Implementation:
         """The implementation of one box: override this for a custom functor."""
+        for key in type(box).resources:
+            if box.spec.get(key) is not None:
+                self.resource(box, key)
         for cls in type(box).__mro__:
             factory = self.implementations.get(cls)
             if factory is not None:
@@ -147,6 +195,9 @@ class Execute:
             if isinstance(box, Swap):
                 layers.append(("Swap", _swap, len(left), 2))
             elif isinstance(box, StepBox):
+                if type(box).abstract:
+                    raise ExecuteError(f"box {box.name!r} is abstract (the {box.role} role): "
+                                       "use one of its subclasses")
                 layers.append((box.name, self.implement(box), len(left), len(box.dom)))
             else:
                 raise ExecuteError(f"cannot execute {box!r}: it is not a diagrammar box")
@@ -157,12 +208,20 @@ class Execute:
             raise TypeError(f"Execute takes a pipeline diagram, not {type(diagram).__name__}")
         layers = self.compile(diagram)
         if diagram.dom == Context and diagram.cod == Context:
+            if not any(isinstance(box, StepBox) and box.role == "commit"
+                       for box in diagram.boxes):
+                raise ExecuteError(
+                    "this Context -> Context pipeline has no box that commits, so it would "
+                    "never make progress: end the step with Commit() (e.g. "
+                    "speculative(drafter))")
             return Decoder(diagram, layers, self.model)
         return CompiledDiagram(diagram, layers)
 
 
 def generate(model: Any, prompt: str | Sequence[int], pipeline: Pipeline | str = "prompt-lookup",
-             max_new_tokens: int = 128, backend: str = "torch") -> Generation:
+             max_new_tokens: int = 128, backend: str = "torch",
+             config: GenerationConfig | None = None,
+             resources: Mapping[str, Any] | None = None) -> Generation:
     """Decodes ``prompt`` with a pipeline (a diagram, a registered name or JSON) in one call.
 
     >>> from transformers import GPT2Config, GPT2LMHeadModel
@@ -171,14 +230,11 @@ def generate(model: Any, prompt: str | Sequence[int], pipeline: Pipeline | str =
     >>> generate(model, [1, 2, 3], "autoregressive", max_new_tokens=5).stats.steps
     5
     """
-    from diagrammar.diagrams.builders import pipeline as named_pipeline
+    from diagrammar.diagrams.builders import read_pipeline
 
-    diagram = named_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
-    decoder = Execute(model, backend=backend)(diagram)
-    if not isinstance(decoder, Decoder):
-        raise TypeError(f"a decoding pipeline goes Context -> Context, not "
-                        f"{diagram.dom} -> {diagram.cod}")
-    return decoder.generate(prompt, max_new_tokens)
+    diagram = read_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    decoder = Execute(model, backend=backend, resources=resources)(diagram)
+    return decoder.generate(prompt, max_new_tokens, config=config)
 
 
 __all__ = ["Execute", "ExecuteError", "CompiledDiagram", "Decoder", "generate"]

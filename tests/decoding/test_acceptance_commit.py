@@ -45,7 +45,7 @@ def test_commit_cuts_at_eos_and_budget():
     state = DecodeState(RecordingSession(), [9], 1, max_new_tokens=10,
                         eos_token_ids=frozenset({0}))
     commit(state, Acceptance((0, 1), (5, 0, 6)))
-    assert state.tokens == [9, 5, 0] and state.done and state.accepted == [2]
+    assert state.tokens == [9, 5, 0] and state.done and state.accepted_per_step == [2]
     assert state.session.kept == [[0, 1]]
     state = DecodeState(RecordingSession(), [9], 1, max_new_tokens=2)
     commit(state, Acceptance((0, 1), (5, 6, 7)))
@@ -69,7 +69,7 @@ def test_decode_validates_and_reports():
 
     result = decode(step, Model(), [7], max_new_tokens=5, box_seconds={"x": 1.0})
     assert result.tokens == [1, 2, 1, 2, 1]
-    assert result.stats.accepted == [2, 2, 1] and result.stats.steps == 3
+    assert result.stats.accepted_per_step == [2, 2, 1] and result.stats.steps == 3
     assert result.stats.box_seconds == {"x": 1.0}
     assert decode(step, Model(), [7], max_new_tokens=0).tokens == []
     with pytest.raises(ValueError, match="too long"):
@@ -80,7 +80,7 @@ def test_decode_validates_and_reports():
 
 def test_stats_dict_and_summary():
     stats = DecodeStats(steps=4, new_tokens=10, prefill_seconds=0.1, decode_seconds=0.9,
-                        box_seconds={"Verify": 0.8, "Commit": 0.1}, accepted=[1, 3, 3, 3])
+                        box_seconds={"Verify": 0.8, "Commit": 0.1}, accepted_per_step=[1, 3, 3, 3])
     data = stats.as_dict()
     assert data["mean_accepted"] == 2.5 and data["tokens_per_second"] == pytest.approx(10.0)
     assert data["accepted_histogram"] == {1: 1, 3: 3}

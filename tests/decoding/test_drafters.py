@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from diagrammar.decoding import DecodeState, EmptyDrafter, MergedDrafter, PromptLookupDrafter
+from diagrammar.decoding import DecodeState, MergeDrafter, NoDraftDrafter, PromptLookupDrafter
 
 
 def reference_lookup(tokens, num_tokens, max_ngram, min_ngram, budget, scan_limit=64):
@@ -85,7 +85,7 @@ def test_budget_limits_the_draft():
 
 def test_empty_and_merged_drafters():
     state = _state([1, 2, 1])
-    assert len(EmptyDrafter()(state)) == 0
-    merged = MergedDrafter([PromptLookupDrafter(num_tokens=2, max_ngram=1), EmptyDrafter()])
+    assert len(NoDraftDrafter()(state)) == 0
+    merged = MergeDrafter([PromptLookupDrafter(num_tokens=2, max_ngram=1), NoDraftDrafter()])
     merged.start(state)
     assert merged(state).tokens == [2, 1]

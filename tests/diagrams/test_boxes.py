@@ -35,7 +35,7 @@ def test_spec_is_frozen_json_and_a_copy():
     box = PromptLookup(num_tokens=7, branches=2)
     spec = box.spec
     assert spec == {"num_tokens": 7, "max_ngram": 3, "min_ngram": 1, "branches": 2,
-                    "branch_tokens": 3}
+                    "branch_tokens": 3, "scan_limit": 64}
     spec["num_tokens"] = 99
     assert box.spec["num_tokens"] == 7
     json.dumps(box.spec)
@@ -55,8 +55,12 @@ def test_spec_rejects_non_json_values():
 
 
 def test_prompt_lookup_validates_its_hyper_parameters():
-    with pytest.raises(ValueError, match="num_tokens must be a positive integer"):
+    with pytest.raises(ValueError, match="num_tokens must be an integer from 1 to 1024"):
         PromptLookup(num_tokens=0)
+    with pytest.raises(ValueError, match="max_ngram must be an integer from 1 to 64"):
+        PromptLookup(max_ngram=10**9)          # used to hang: a loop over 10**9 n-gram sizes
+    with pytest.raises(ValueError, match="scan_limit"):
+        PromptLookup(scan_limit=True)
     with pytest.raises(ValueError, match="min_ngram"):
         PromptLookup(max_ngram=1, min_ngram=2)
 

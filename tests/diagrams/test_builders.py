@@ -11,9 +11,9 @@ from diagrammar.diagrams import (
     PromptLookup,
     Verify,
     autoregressive,
-    pipeline,
+    read_pipeline,
     register_pipeline,
-    save,
+    save_pipeline,
     speculative,
     to_json,
 )
@@ -34,17 +34,17 @@ def test_named_pipelines_and_registration():
         return speculative(PromptLookup(num_tokens=2))
 
     try:
-        assert pipeline("test-only") == build()
+        assert read_pipeline("test-only") == build()
     finally:
         del PIPELINES["test-only"]
 
 
 def test_pipeline_reads_names_json_and_files(tmp_path):
     step = speculative(PromptLookup(num_tokens=4))
-    assert pipeline(to_json(step)) == step
-    path = save(step, tmp_path / "p.json")
-    assert pipeline(str(path)) == step
+    assert read_pipeline(to_json(step)) == step
+    path = save_pipeline(step, tmp_path / "p.json")
+    assert read_pipeline(str(path)) == step
     with pytest.raises(PipelineFormatError, match="unknown pipeline 'nope': use one of"):
-        pipeline("nope")
+        read_pipeline("nope")
     with pytest.raises(PipelineFormatError, match="cannot read pipeline file"):
-        pipeline(str(tmp_path / "missing.json"))
+        read_pipeline(str(tmp_path / "missing.json"))

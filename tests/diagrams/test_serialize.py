@@ -14,8 +14,8 @@ from diagrammar.diagrams import (
     PromptLookup,
     autoregressive,
     from_json,
-    load,
-    save,
+    load_pipeline,
+    save_pipeline,
     speculative,
     to_json,
 )
@@ -46,8 +46,8 @@ def test_json_round_trip_with_parallel_and_swaps(a, b):
 
 def test_save_and_load(tmp_path):
     step = speculative(PromptLookup(num_tokens=3) | NoDraft())
-    path = save(step, tmp_path / "step.json")
-    assert load(path) == step
+    path = save_pipeline(step, tmp_path / "step.json")
+    assert load_pipeline(path) == step
 
 
 @pytest.mark.parametrize("text,message", [
@@ -75,7 +75,7 @@ def test_bad_layers_name_the_layer():
         from_dict(data)
     data = to_dict(speculative(PromptLookup()))
     data["layers"][0]["box"]["spec"]["num_tokens"] = -1
-    with pytest.raises(PipelineFormatError, match="layer 0: .*num_tokens must be a positive"):
+    with pytest.raises(PipelineFormatError, match="layer 0: .*num_tokens must be an integer"):
         from_dict(data)
     data["layers"][0]["box"]["spec"] = {"bogus": 1}
     with pytest.raises(PipelineFormatError, match="bad spec for box PromptLookup"):
@@ -88,7 +88,7 @@ def test_bad_layers_name_the_layer():
 
 def test_load_missing_file(tmp_path):
     with pytest.raises(PipelineFormatError, match="cannot read pipeline file"):
-        load(tmp_path / "missing.json")
+        load_pipeline(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text(json.dumps({"format": "x"}))
     with pytest.raises(PipelineFormatError, match="bad.json: not a diagrammar pipeline"):
-        load(tmp_path / "bad.json")
+        load_pipeline(tmp_path / "bad.json")

@@ -1,7 +1,4 @@
-"""Drafters: callables ``state -> DraftTree`` that propose tokens to verify.
-
-A drafter may keep per-sequence data; it gets a fresh start through ``start(state)`` before
-each generation.
+"""Prompt lookup: drafts what followed an earlier occurrence of the context's last n-gram.
 
 >>> from diagrammar.decoding.state import DecodeState
 >>> drafter = PromptLookupDrafter(num_tokens=3, max_ngram=2)
@@ -13,20 +10,14 @@ each generation.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from diagrammar.decoding.drafters.base import BaseDrafter
 from diagrammar.decoding.state import DecodeState
 from diagrammar.decoding.tree import DraftTree
 
 
-class EmptyDrafter:
-    """Proposes nothing: the step becomes plain autoregressive decoding."""
-
-    def __call__(self, state: DecodeState) -> DraftTree:
-        return DraftTree()
-
-
-class PromptLookupDrafter:
+class PromptLookupDrafter(BaseDrafter):
     """Copies what followed an earlier occurrence of the context's last n-gram.
 
     Of the occurrences of the longest matching n-gram, the latest one with a full-length
@@ -40,6 +31,8 @@ class PromptLookupDrafter:
         max_ngram, min_ngram: the n-gram sizes tried, longest first.
         branches: how many distinct continuations to draft (1 = a chain).
         branch_tokens: length of each side branch.
+        scan_limit: how many of the latest matches are scanned for a full-length continuation
+            and for side branches.
     """
 
     def __init__(self, num_tokens: int = 10, max_ngram: int = 3, min_ngram: int = 1,
@@ -111,24 +104,4 @@ class PromptLookupDrafter:
         return tree
 
 
-class MergedDrafter:
-    """Runs several drafters on the same state and unions their trees."""
-
-    def __init__(self, drafters: Sequence[Callable[[DecodeState], DraftTree]]) -> None:
-        self.drafters = list(drafters)
-
-    def start(self, state: DecodeState) -> None:
-        for drafter in self.drafters:
-            start = getattr(drafter, "start", None)
-            if start is not None:
-                start(state)
-
-    def __call__(self, state: DecodeState) -> DraftTree:
-        trees = [drafter(state) for drafter in self.drafters]
-        merged = trees[0]
-        for tree in trees[1:]:
-            merged.union(tree)
-        return merged
-
-
-__all__ = ["EmptyDrafter", "PromptLookupDrafter", "MergedDrafter"]
+__all__ = ["PromptLookupDrafter"]

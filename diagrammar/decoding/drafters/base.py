@@ -1,0 +1,34 @@
+"""A base for drafters: no per-sequence data, learns nothing. Subclass and override.
+
+>>> from diagrammar.decoding.state import DecodeState
+>>> class Repeat(BaseDrafter):             # drafts the last token once more
+...     def __call__(self, state):
+...         return DraftTree.chain(state.tokens[-1:])
+>>> Repeat()(DecodeState(None, [3, 4], prompt_length=2, max_new_tokens=5)).tokens
+[4]
+"""
+
+from __future__ import annotations
+
+from diagrammar.decoding.state import DecodeState, Verification
+from diagrammar.decoding.tree import DraftTree
+
+
+class BaseDrafter:
+    """Implements the :class:`~diagrammar.decoding.protocols.Drafter` protocol with no-ops.
+
+    ``start`` is called with the fresh state before each generation, ``observe`` after every
+    verification pass; both do nothing here.
+    """
+
+    def start(self, state: DecodeState) -> None:
+        """Prepares per-sequence data; nothing to prepare here."""
+
+    def __call__(self, state: DecodeState) -> DraftTree:
+        raise NotImplementedError
+
+    def observe(self, state: DecodeState, verification: Verification) -> None:
+        """Learns from a verification pass; nothing to learn here."""
+
+
+__all__ = ["BaseDrafter", "DraftTree"]

@@ -1,0 +1,140 @@
+"""The step wiring, backend-neutral: each box's implementation as a function of its wires.
+
+A step is ``Context -> Context``; its boxes exchange a :class:`DecodeState` (``Context``), a
+:class:`DraftTree` (``Draft``), the target's scores (``Scores``) and an :class:`Acceptance`
+(``Accepted``). The functions here take and return those values; they use only the
+:class:`~diagrammar.decoding.protocols.Session` contract, so every backend (torch, NumPy, JAX)
+runs the same wiring with its own session class.
+
+>>> from diagrammar.decoding.drafters import PromptLookupDrafter
+>>> from diagrammar.decoding.state import DecodeState
+>>> class Oracle:                      # a session whose model always predicts 7
+...     cache_length = 0
+...     def verify(self, root, tokens, parents):
+...         import numpy as np
+...         scores = np.zeros((len(tokens) + 1, 10)); scores[:, 7] = 1
+...         return scores
+...     def keep(self, path): pass
+>>> state = DecodeState(Oracle(), [7, 7, 7], prompt_length=3, max_new_tokens=4)
+>>> draft = DrafterStep(PromptLookupDrafter(num_tokens=2))
+>>> draft.start(state)
+>>> state, tree = draft(state)
+>>> state, tree, scores = verify_step(state, tree)
+>>> state, accepted = greedy_accept_step(state, tree, scores)
+>>> commit_step(state, accepted)[0].tokens
+[7, 7, 7, 7, 7]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diagrammar.decoding.acceptance import greedy_accept
+from diagrammar.decoding.commit import commit
+from diagrammar.decoding.state import Acceptance, DecodeState, Verification
+from diagrammar.decoding.tree import DraftTree
+
+
+class DecodingError(RuntimeError):
+    """A step broke the decoding contract (bad draft ids, a step that makes no progress)."""
+
+
+class DrafterStep:
+    """Wires a drafter ``state -> DraftTree`` as ``Context -> Context @ Draft``.
+
+    ``start`` prepares the drafter and, when it has ``observe``, registers it to receive every
+    verification pass.
+
+    Args:
+        drafter: a :class:`~diagrammar.decoding.protocols.Drafter` (or any callable
+            ``state -> DraftTree``; ``start``/``observe`` are then optional).
+    """
+
+    __slots__ = ("drafter",)
+
+    def __init__(self, drafter: Any) -> None:
+        self.drafter = drafter
+
+    def start(self, state: DecodeState) -> None:
+        start = getattr(self.drafter, "start", None)
+        if start is not None:
+            start(state)
+        if getattr(self.drafter, "observe", None) is not None:
+            state.observers.append(self.drafter)
+
+    def __call__(self, state: DecodeState) -> tuple[DecodeState, DraftTree]:
+        return state, self.drafter(state)
+
+
+class UnwiredDrafter:
+    """The inverse of :class:`DrafterStep`: a ``Context -> Context @ Draft`` implementation as a
+    drafter ``state -> DraftTree`` (for merging drafters whose implementation is custom)."""
+
+    __slots__ = ("implementation",)
+
+    def __init__(self, implementation: Any) -> None:
+        self.implementation = implementation
+
+    def start(self, state: DecodeState) -> None:
+        start = getattr(self.implementation, "start", None)
+        if start is not None:
+            start(state)
+
+    def __call__(self, state: DecodeState) -> DraftTree:
+        return self.implementation(state)[1]
+
+
+def as_drafter(implementation: Any) -> Any:
+    """The drafter behind a drafter box's implementation."""
+    if isinstance(implementation, DrafterStep):
+        return implementation.drafter
+    return UnwiredDrafter(implementation)
+
+
+def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, DraftTree, Any]:
+    """Scores the root and the whole tree in one forward pass of the target model.
+
+    Enforces the contract drafters may break: nodes deeper than the budget left are pruned
+    (they could never be committed), and token ids outside the vocabulary are an error.
+    """
+    if len(tree) and tree.depth() > state.draft_budget:
+        tree = tree.prune(state.draft_budget)
+    if state.vocab_size is not None and tree.tokens and not (
+            0 <= min(tree.tokens) and max(tree.tokens) < state.vocab_size):
+        bad = next(t for t in tree.tokens if not 0 <= t < state.vocab_size)
+        raise DecodingError(f"the drafter proposed token id {bad}, outside the model's "
+                            f"vocabulary of {state.vocab_size}")
+    root = state.tokens[-1]
+    scores = state.session.verify(root, tree.tokens, tree.parents)
+    state.verification = Verification(root, tree, scores)
+    return state, tree, scores
+
+
+class GreedyAcceptStep:
+    """Lossless greedy acceptance (the ``GreedyAccept`` box); refuses a sampling config."""
+
+    __slots__ = ()
+
+    def start(self, state: DecodeState) -> None:
+        if not state.config.greedy:
+            raise DecodingError(
+                f"GreedyAccept decodes greedily, but the generation config asks for sampling "
+                f"(temperature={state.config.temperature}): use temperature 0, or a pipeline "
+                "whose acceptance samples")
+
+    def __call__(self, state: DecodeState, tree: DraftTree, scores: Any
+                 ) -> tuple[DecodeState, Acceptance]:
+        return state, greedy_accept(tree, scores)
+
+
+greedy_accept_step = GreedyAcceptStep()
+
+
+def commit_step(state: DecodeState, accepted: Acceptance) -> tuple[DecodeState]:
+    """Commits the accepted tokens (see :func:`~diagrammar.decoding.commit.commit`)."""
+    commit(state, accepted)
+    return (state,)
+
+
+__all__ = ["DecodingError", "DrafterStep", "UnwiredDrafter", "as_drafter", "verify_step",
+           "GreedyAcceptStep", "greedy_accept_step", "commit_step"]

@@ -20,8 +20,9 @@ from pathlib import Path
 import torch
 
 from diagrammar import PromptLookup, autoregressive, speculative
+from diagrammar.bench.config import load_bench_model
+from diagrammar.bench.exactness import first_divergence, logit_margin
 from diagrammar.bench.prompts import CATEGORIES, build_prompts
-from diagrammar.bench.runner import first_divergence, load, logit_margin
 from diagrammar.functors import Draw, Execute
 
 
@@ -53,7 +54,7 @@ def main() -> None:
 
     spec = args.model or ("default:tiny" if args.tiny else "default:small")
     print(f"model: {spec} (trained on first use; this can take a while)")
-    lm = load(spec).lm
+    lm = load_bench_model(spec).lm
     step = speculative(PromptLookup())
     picture = Draw()(step, args.out / "demo_pipeline.png")
     print(f"pipeline: {' >> '.join(box.name for box in step.boxes)}  (drawn to {picture})\n")

@@ -26,11 +26,29 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
          tie_margin: float | None = None, progress: bool = True) -> int:
     """Runs the benchmark, writes JSON/Markdown/PNG into ``out``, prints the Markdown.
 
-    Returns the exit status: 0, or 1 when a lossless method diverged from Hugging Face greedy
-    at a clear logit margin (a bug; the reports are written first).
+    Args:
+        quick: start from :meth:`BenchConfig.for_quick` rather than the full settings.
+        model: the target's model spec (``None``: the settings' default).
+        assistant: the assistant's model spec for ``hf/assisted``.
+        threads: torch threads.
+        out: the report folder.
+        prompts: prompts per category.
+        max_new_tokens: new tokens per generation.
+        pipelines: our pipelines to run (empty: every registered one).
+        tie_margin: logit margin below which a divergence is a near-tie.
+        progress: show a progress bar.
+
+    Returns:
+        The exit status: 0, or 1 when a lossless method diverged from Hugging Face greedy
+        at a clear logit margin (a bug; the reports are written first).
+
+    Raises:
+        ValueError: an unknown pipeline or default model size.
+        diagrammar.models.errors.ModelError: a model folder that cannot be loaded.
     """
+    from diagrammar.bench.config import BenchConfig
     from diagrammar.bench.report import to_markdown, write_reports
-    from diagrammar.bench.runner import BenchConfig, run_benchmark
+    from diagrammar.bench.runner import run_benchmark
 
     options = dict(model=model, assistant=assistant, threads=threads, per_category=prompts,
                    max_new_tokens=max_new_tokens, pipelines=tuple(pipelines) or None,

@@ -1,8 +1,8 @@
 """Benchmark reports: JSON (everything), a Markdown table and a PNG plot.
 
-Example (runs a benchmark, so not a doctest)::
+Example (runs a benchmark, which trains the tiny model on first use, so not a doctest)::
 
-    from diagrammar.bench.runner import BenchConfig, run_benchmark
+    from diagrammar.bench import BenchConfig, run_benchmark
     result = run_benchmark(BenchConfig.for_quick())
     paths = write_reports(result, "out/bench")   # keys: json, markdown, png
 """
@@ -14,10 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
+from diagrammar.bench.config import REFERENCE
 from diagrammar.bench.prompts import CATEGORIES, CATEGORY_TITLES
-from diagrammar.bench.runner import REFERENCE, BenchResult
+from diagrammar.bench.results import BenchResult
 
-__all__ = ["targets", "to_json", "to_markdown", "plot", "write_reports"]
+__all__ = ["plot", "targets", "to_json", "to_markdown", "write_reports"]
 
 #: The issue's performance targets, checked against the overall same-run speedups.
 AR_TARGET = 1.2
@@ -29,6 +30,13 @@ def targets(result: BenchResult) -> list[dict[str, Any]]:
     * ``ours/autoregressive`` at least 1.2x ``hf/greedy`` (median same-prompt speedup);
     * ``ours/prompt-lookup`` at least as fast as ``hf/prompt-lookup``;
     * every lossless method matches ``hf/greedy`` exactly (near-ties aside).
+
+    Args:
+        result: the measurements.
+
+    Returns:
+        One ``{"target", "value", "met"}`` per target (``value`` is ``None`` when a method
+        did not run).
     """
     overall = result.summary["overall"]
 
@@ -51,7 +59,15 @@ def targets(result: BenchResult) -> list[dict[str, Any]]:
 
 
 def to_json(result: BenchResult) -> dict[str, Any]:
-    """All measurements as JSON data."""
+    """All measurements as JSON data.
+
+    Args:
+        result: the measurements.
+
+    Returns:
+        ``meta``, ``methods``, ``summary``, ``targets``, ``cost_curve``, ``timing_breakdown``,
+        ``near_ties`` and ``bugs`` (``"PROMPT METHOD"`` strings), ``prompts`` and ``runs``.
+    """
     return {
         "meta": result.meta,
         "methods": result.methods,
@@ -87,7 +103,15 @@ def _method_rows(result: BenchResult, category: str) -> list[str]:
 
 
 def to_markdown(result: BenchResult) -> str:
-    """The report as Markdown: setup, overall and per-category tables, targets, cost curve."""
+    """The report as Markdown.
+
+    Args:
+        result: the measurements.
+
+    Returns:
+        The setup, overall and per-category tables, targets, exactness, the cost curve and,
+        when measured, where our pipelines spend their time.
+    """
     meta = result.meta
     machine = meta["machine"]
     config = meta["config"]
@@ -143,8 +167,7 @@ def to_markdown(result: BenchResult) -> str:
                      f"`{REFERENCE}` with a clear logit margin: a bug.**")
     for run in result.bugs + result.near_ties:
         d = run.divergence
-        kind = "near-tie" if d.near_tie else "MISMATCH"
-        lines.append(f"- {kind}: `{run.method}` on `{run.prompt}` at new token {d.position} "
+        lines.append(f"- {d.kind}: `{run.method}` on `{run.prompt}` at new token {d.position} "
                      f"(expected {d.expected}, got {d.got}; top-1 minus top-2 logit margin "
                      f"{d.margin:.3g}, tie threshold {meta['tie_margin']:g})")
     if not result.bugs and not result.near_ties:
@@ -190,7 +213,15 @@ def _pick(sizes: list[int]) -> list[int]:
 
 
 def plot(result: BenchResult, path: str | Path) -> Path:
-    """A PNG: speedup against ``hf/greedy`` by category and method, and the cost curve."""
+    """A PNG: speedup against ``hf/greedy`` by category and method, and the cost curve.
+
+    Args:
+        result: the measurements.
+        path: the PNG file to write (its folder is created if missing).
+
+    Returns:
+        ``path`` as a path.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -230,8 +261,14 @@ def write_reports(result: BenchResult, out_dir: str | Path,
                   stem: str | None = None) -> dict[str, Path]:
     """Writes ``STEM.json``, ``STEM.md`` and ``STEM.png`` into ``out_dir``.
 
-    ``stem`` defaults to ``spec_bench`` (``spec_bench_quick`` for a quick run), so a quick run
-    never overwrites the full results.
+    Args:
+        result: the measurements.
+        out_dir: the report folder (created if missing).
+        stem: the file names' stem; defaults to ``spec_bench`` (``spec_bench_quick`` for a
+            quick run), so a quick run never overwrites the full results.
+
+    Returns:
+        The paths written, by kind: ``json``, ``markdown``, ``png``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

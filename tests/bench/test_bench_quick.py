@@ -37,22 +37,25 @@ def test_quick_run_end_to_end(bench_tiny_lm, tmp_path):
         assert cell["runs"] == 2 * len(CATEGORIES)
         assert cell["tokens_per_second"] > 0 and cell["speedup"] > 0
         assert cell["mat"] >= 1.0
-    assert overall["hf/greedy"]["speedup"] == 1.0 and overall["hf/greedy"]["mat"] == 1.0
+    assert overall["hf/greedy"]["mat"] == 1.0
     assert overall["ours/autoregressive"]["mat"] == 1.0
     # Lossless everywhere: 100% exact, or a reported near-tie (a float tie, not a bug).
     assert data["bugs"] == []
     for run in data["runs"]:
         assert run["exact"] or run["divergence"]["near_tie"], run
-    assert data["meta"]["threads"] == 1 and data["meta"]["config"]["quick"]
+    assert data["meta"]["threads"] == 1
     assert data["meta"]["model_manifest"]["size"] == "tiny"
-    curve = data["cost_curve"]
-    assert curve["sizes"][0] == 1 and curve["ratio"][0] == 1.0 and max(curve["sizes"]) == 128
-    assert data["timing_breakdown"]["ours/autoregressive"]["verify"] > 0
+    assert data["cost_curve"]["sizes"] == [1, 2, 4, 8, 16, 32, 64, 128]
+    # Time is split by the box classes' roles.
+    shares = data["timing_breakdown"]["ours/prompt-lookup"]
+    assert shares["verify"] > 0 and shares["drafter"] > 0
+    assert "| drafter |" in (tmp_path / "spec_bench_quick.md").read_text()
 
 
 def test_a_diverging_lossless_method_fails_the_run(bench_tiny_lm, tmp_path, monkeypatch):
     """A method that claims to be lossless but changes a token makes the run exit non-zero."""
     from diagrammar.bench import command, runner
+    from diagrammar.bench.methods import Method
 
     real = runner.build_methods
 
@@ -68,7 +71,7 @@ def test_a_diverging_lossless_method_fails_the_run(bench_tiny_lm, tmp_path, monk
                 logits = lm.model(input_ids=__import__("torch").tensor([ids])).logits[0, -1]
             return [int(logits.argmin())] + tokens[1:], steps, stats
 
-        methods.append(runner.Method("ours/broken", True, broken))
+        methods.append(Method("ours/broken", True, broken))
         return methods
 
     monkeypatch.setattr(runner, "build_methods", with_a_broken_method)

@@ -1,0 +1,163 @@
+"""The methods a benchmark compares (all greedy).
+
+* ``hf/greedy``: Hugging Face ``generate(do_sample=False)``, the reference for speed and tokens.
+* ``hf/prompt-lookup``: ``generate(prompt_lookup_num_tokens=10)``.
+* ``hf/assisted``: ``generate(assistant_model=...)`` (when an assistant model is given).
+* ``ours/NAME`` for every pipeline registered in :data:`diagrammar.diagrams.PIPELINES`,
+  compiled by :class:`~diagrammar.functors.execute.Execute` (``ours/autoregressive`` is our
+  plain decode loop).
+
+Whether a pipeline is lossless, and which part of the step (drafter, verify, accept, commit,
+...) each box's time goes to, come from the box classes' metadata (``role``, ``lossless``).
+
+Example:
+    >>> from diagrammar.diagrams import PIPELINES
+    >>> step_roles(PIPELINES["prompt-lookup"]())
+    {'PromptLookup': 'drafter', 'Verify': 'verify', 'GreedyAccept': 'accept', 'Commit': 'commit'}
+    >>> echo = Method("echo", lossless=False, run=lambda ids, n: (ids[:n], 1, None))
+    >>> echo.run([5, 6, 7], 2)
+    ([5, 6], 1, None)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from diagrammar.bench.config import REFERENCE, LoadedModel
+
+__all__ = ["Method", "build_methods", "role_seconds", "step_roles"]
+
+
+@dataclass
+class Method:
+    """A way to generate.
+
+    Attributes:
+        name: ``family/what``, e.g. ``hf/greedy`` or ``ours/prompt-lookup``.
+        lossless: whether it promises the reference's tokens (a divergence at a clear logit
+            margin is then a bug).
+        run: ``run(prompt_ids, max_new_tokens) -> (new tokens, steps, stats)``. ``steps``
+            counts target forward passes that produced tokens (the prefill included for
+            Hugging Face, which emits its first token from it), so ``new tokens / steps`` is
+            the mean accepted tokens per step (MAT). ``stats`` is our decode statistics as a
+            dict with ``role_seconds`` added, or ``None``.
+        family: ``"hf"`` or ``"ours"``.
+    """
+
+    name: str
+    lossless: bool
+    run: Callable[[list[int], int], tuple[list[int], int, dict[str, Any] | None]]
+    family: str = "ours"
+
+
+def step_roles(diagram: Any) -> dict[str, str]:
+    """The part of the step each box of ``diagram`` plays, by box name.
+
+    Args:
+        diagram: a decoding step.
+
+    Returns:
+        ``{box name: role}`` with roles from :data:`diagrammar.diagrams.ROLES` (the box
+        class's ``role``; ``"other"`` for wiring such as swaps).
+    """
+    from diagrammar.diagrams.boxes import StepBox
+
+    return {box.name: box.role if isinstance(box, StepBox) else "other"
+            for box in diagram.boxes}
+
+
+def role_seconds(box_seconds: Mapping[str, float], roles: Mapping[str, str]) -> dict[str, float]:
+    """Time by box name summed by role.
+
+    Args:
+        box_seconds: seconds by box name (the decode statistics' ``box_seconds``).
+        roles: box name to role (:func:`step_roles`); a box not in it counts as ``"other"``.
+
+    Returns:
+        Seconds by role.
+
+    Example:
+        >>> role_seconds({"PromptLookup": 0.5, "Merge": 0.25, "Verify": 2.0},
+        ...              {"PromptLookup": "drafter", "Merge": "drafter", "Verify": "verify"})
+        {'drafter': 0.75, 'verify': 2.0}
+    """
+    by_role: dict[str, float] = {}
+    for box, seconds in box_seconds.items():
+        role = roles.get(box, "other")
+        by_role[role] = by_role.get(role, 0.0) + seconds
+    return by_role
+
+
+def _hf_method(name: str, lm: Any, **options: Any) -> Method:
+    import torch
+
+    model = lm.model
+    pad = min(lm.eos_token_ids) if lm.eos_token_ids else 0
+    calls = [0]
+
+    def count(_module: Any, _args: Any, _output: Any) -> None:
+        calls[0] += 1
+
+    def run(ids: list[int], max_new_tokens: int):
+        input_ids = torch.tensor([ids], device=lm.device)
+        calls[0] = 0
+        hook = model.register_forward_hook(count)
+        try:
+            with torch.inference_mode():
+                out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
+                                     do_sample=False, max_new_tokens=max_new_tokens,
+                                     pad_token_id=pad, **options)
+        finally:
+            hook.remove()
+        return out[0, len(ids):].tolist(), calls[0], None
+
+    return Method(name, True, run, family="hf")
+
+
+def _our_method(name: str, lm: Any, diagram: Any) -> Method:
+    from diagrammar.diagrams import is_lossless
+    from diagrammar.functors.execute import Execute
+
+    decoder = Execute(lm)(diagram)
+    roles = step_roles(diagram)
+
+    def run(ids: list[int], max_new_tokens: int):
+        generation = decoder.generate(ids, max_new_tokens)
+        stats = generation.stats.as_dict()
+        stats["role_seconds"] = role_seconds(stats["box_seconds"], roles)
+        return generation.tokens, generation.stats.steps, stats
+
+    return Method(f"ours/{name}", is_lossless(diagram), run)
+
+
+def build_methods(target: LoadedModel, assistant: LoadedModel | None,
+                  pipelines: Sequence[str] | None = None) -> list[Method]:
+    """The Hugging Face baselines and our pipelines.
+
+    Args:
+        target: the model every method decodes with.
+        assistant: the assistant model of ``hf/assisted``; ``None`` skips that method.
+        pipelines: names in :data:`~diagrammar.diagrams.PIPELINES`; ``None`` = all of them,
+            ``autoregressive`` first.
+
+    Returns:
+        The methods, the reference (``hf/greedy``) first.
+
+    Raises:
+        ValueError: a name in ``pipelines`` is not registered.
+    """
+    from diagrammar.diagrams import PIPELINES
+
+    methods = [_hf_method(REFERENCE, target.lm),
+               _hf_method("hf/prompt-lookup", target.lm, prompt_lookup_num_tokens=10)]
+    if assistant is not None:
+        methods.append(_hf_method("hf/assisted", target.lm, assistant_model=assistant.lm.model))
+    names = sorted(PIPELINES, key=lambda n: (n != "autoregressive", n)) if pipelines is None \
+        else list(pipelines)
+    for name in names:
+        if name not in PIPELINES:
+            raise ValueError(f"unknown pipeline {name!r}; registered: {', '.join(PIPELINES)}")
+        methods.append(_our_method(name, target.lm, PIPELINES[name]()))
+    return methods

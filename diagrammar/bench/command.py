@@ -1,5 +1,8 @@
 """The benchmark's command line, shared by ``benchmarks/spec_bench.py`` and ``diagrammar bench``.
 
+Bad options (an ``--out`` that cannot be written, an unknown pipeline or model) fail with one
+line and exit status 1; ``--out`` is checked before any model is loaded.
+
 Example:
     >>> from click.testing import CliRunner
     >>> CliRunner().invoke(command, ["--help"]).output.splitlines()[0]
@@ -31,7 +34,7 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
         model: the target's model spec (``None``: the settings' default).
         assistant: the assistant's model spec for ``hf/assisted``.
         threads: torch threads.
-        out: the report folder.
+        out: the report folder; checked before anything runs.
         prompts: prompts per category.
         max_new_tokens: new tokens per generation.
         pipelines: our pipelines to run (empty: every registered one).
@@ -43,12 +46,15 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
         at a clear logit margin (a bug; the reports are written first).
 
     Raises:
+        diagrammar.bench.report.ReportPathError: ``out`` cannot be written (raised at once).
         ValueError: an unknown pipeline or default model size.
         diagrammar.models.errors.ModelError: a model folder that cannot be loaded.
     """
     from diagrammar.bench.config import BenchConfig
-    from diagrammar.bench.report import to_markdown, write_reports
+    from diagrammar.bench.report import check_out_dir, to_markdown, write_reports
     from diagrammar.bench.runner import run_benchmark
+
+    out = check_out_dir(out)
 
     options = dict(model=model, assistant=assistant, threads=threads, per_category=prompts,
                    max_new_tokens=max_new_tokens, pipelines=tuple(pipelines) or None,
@@ -85,7 +91,7 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
                    "skipped for a --model PATH without it].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="torch threads, fixed for the run (1 is robust on a shared machine).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT,
               show_default=True, help="Folder for the JSON, Markdown and PNG reports.")
 @click.option("--prompts", type=click.IntRange(min=1), default=None,
               help="Prompts per category [default: 20; 2 with --quick].")
@@ -107,6 +113,6 @@ def command(quick: bool, model: str | None, assistant: str | None, threads: int,
         status = main(quick=quick, model=model, assistant=assistant, threads=threads, out=out,
                       prompts=prompts, max_new_tokens=max_new_tokens, pipelines=pipelines,
                       tie_margin=tie_margin, progress=not no_progress)
-    except (ModelError, ValueError) as error:
+    except (ModelError, ValueError) as error:  # ReportPathError included: a bad --out
         raise click.ClickException(str(error)) from None
     sys.exit(status)

@@ -1,6 +1,16 @@
 """Benchmark reports: JSON (everything), a Markdown table and a PNG plot.
 
-Example (runs a benchmark, which trains the tiny model on first use, so not a doctest)::
+:func:`check_out_dir` checks the report folder before a run, so that a bad ``--out`` fails in
+a second rather than after the whole benchmark.
+
+Example:
+    >>> try:
+    ...     check_out_dir("/dev/null/reports")
+    ... except ReportPathError as error:
+    ...     print(error)
+    cannot write reports to /dev/null/reports: /dev/null is not a folder
+
+Writing the reports of a run (which trains the tiny model on first use, so not a doctest)::
 
     from diagrammar.bench import BenchConfig, run_benchmark
     result = run_benchmark(BenchConfig.for_quick())
@@ -11,6 +21,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +30,8 @@ from diagrammar.bench.config import REFERENCE
 from diagrammar.bench.prompts import CATEGORIES, CATEGORY_TITLES
 from diagrammar.bench.results import BenchResult
 
-__all__ = ["plot", "targets", "to_json", "to_markdown", "write_reports"]
+__all__ = ["ReportPathError", "check_out_dir", "plot", "targets", "to_json", "to_markdown",
+           "write_reports"]
 
 #: The issue's performance targets, checked against the overall same-run speedups.
 AR_TARGET = 1.2
@@ -255,6 +268,43 @@ def plot(result: BenchResult, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+class ReportPathError(ValueError):
+    """The report folder cannot be created or written."""
+
+
+def check_out_dir(out_dir: str | Path) -> Path:
+    """Checks that reports can be written into ``out_dir``, creating nothing.
+
+    The folder must be writable if it exists; else its nearest existing parent must be a
+    writable folder (where it will be created).
+
+    Args:
+        out_dir: the report folder.
+
+    Returns:
+        ``out_dir`` as a path.
+
+    Raises:
+        ReportPathError: one line saying which path is in the way and why.
+    """
+    out = Path(out_dir).expanduser()
+    existing = out
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+
+    def fail(reason: str) -> ReportPathError:
+        return ReportPathError(f"cannot write reports to {out}: {reason}")
+
+    if not existing.is_dir():
+        raise fail(f"{existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise fail(f"{existing} is not writable ({error.strerror or error})") from None
+    return out
 
 
 def write_reports(result: BenchResult, out_dir: str | Path,

@@ -1,13 +1,16 @@
-"""End to end: ``diagrammar bench --quick`` on the tiny default model, and the loud failure of a
-lossless method that diverges. No timing is asserted: only that the harness works."""
+"""End to end: ``diagrammar bench --quick`` on the tiny default model, the loud failure of a
+lossless method that diverges, and the one-line failure of a bad ``--out`` before any run. No
+timing is asserted: only that the harness works."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from diagrammar.bench.prompts import CATEGORIES
@@ -85,6 +88,28 @@ def test_a_diverging_lossless_method_fails_the_run(bench_tiny_lm, tmp_path, monk
     assert data["summary"]["overall"]["ours/broken"]["exact"] == 0.0
     assert data["summary"]["overall"]["ours/autoregressive"]["exact"] == 1.0
     assert "MISMATCH" in (tmp_path / "spec_bench_quick.md").read_text()
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "is-a-file"])
+def test_an_unwritable_out_fails_at_once_in_one_line(tmp_path, monkeypatch, where):
+    """Regression: ``--out`` under a file used to fail with a traceback after the whole run."""
+    from diagrammar.bench import config, runner
+    from diagrammar.bench.command import command
+
+    def never(*args, **kwargs):
+        raise AssertionError("the benchmark ran before --out was checked")
+
+    monkeypatch.setattr(runner, "run_benchmark", never)
+    monkeypatch.setattr(config, "load_bench_model", never)
+    monkeypatch.setattr(runner, "load_bench_model", never)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "reports" if where == "under-a-file" else blocker
+    began = time.perf_counter()
+    result = CliRunner().invoke(command, ["--quick", "--out", str(out), "--no-progress"])
+    assert time.perf_counter() - began < 0.5
+    assert result.exit_code == 1, result.output
+    assert result.output == f"Error: cannot write reports to {out}: {blocker} is not a folder\n"
 
 
 def test_script_help():

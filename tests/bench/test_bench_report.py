@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from diagrammar.bench.exactness import Divergence
 from diagrammar.bench.prompts import CATEGORIES, Prompt
-from diagrammar.bench.report import targets, to_markdown, write_reports
+from diagrammar.bench.report import (
+    ReportPathError,
+    check_out_dir,
+    targets,
+    to_markdown,
+    write_reports,
+)
 from diagrammar.bench.results import BenchResult, Run, summarize
 
 METHODS = ["hf/greedy", "hf/prompt-lookup", "ours/autoregressive", "ours/prompt-lookup"]
@@ -89,3 +98,27 @@ def test_a_clear_divergence_is_a_bug_and_a_near_tie_is_not():
     assert tie.ok and len(tie.near_ties) == 1
     assert "near-tie" in to_markdown(tie)
 
+
+def test_check_out_dir_names_the_path_in_the_way(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ReportPathError, match=f"{blocker} is not a folder"):
+        check_out_dir(blocker / "deeper" / "reports")
+    with pytest.raises(ReportPathError, match="is not a folder"):
+        check_out_dir(blocker)
+    fresh = tmp_path / "new" / "reports"
+    assert check_out_dir(fresh) == fresh and not (tmp_path / "new").exists()  # creates nothing
+    assert list(tmp_path.iterdir()) == [blocker]  # and leaves no probe file behind
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes into read-only folders")
+def test_check_out_dir_refuses_a_read_only_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(ReportPathError, match="not writable"):
+            check_out_dir(locked / "reports")
+    finally:
+        locked.chmod(0o755)

@@ -56,7 +56,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def _recipe(size: str, steps: int, overrides: dict[str, Any]):
-    from diagrammar.models.default_training import RECIPES
+    from diagrammar.models.default import RECIPES
 
     fields = {**SWEEP_BASE[size], **overrides}
     fraction = fields.pop("short_fraction", None)
@@ -70,21 +70,14 @@ def _recipe(size: str, steps: int, overrides: dict[str, Any]):
 def run_one(size: str, steps: int, name: str) -> dict[str, Any]:
     """Train and score one variant in this process (one torch thread)."""
     from diagrammar.models import default as dm
-    from diagrammar.models.default_training import (
-        encode_documents,
-        evaluate,
-        fixed_threads,
-        train_model,
-    )
-    from diagrammar.models.stdlib_corpus import heldout_sources, training_documents
 
     recipe = _recipe(size, steps, VARIANTS[name])
     tokenizer = dm.default_tokenizer(progress=False)
-    train_ids = encode_documents(tokenizer, [d.text for d in training_documents()])
-    held = {k: encode_documents(tokenizer, [v]) for k, v in heldout_sources().items()}
-    model, facts = train_model(recipe, tokenizer, train_ids, progress=False)
-    with fixed_threads(1):
-        result = evaluate(model, held, recipe.eval_seq_len, recipe.eval_batch_size)
+    train_ids = dm.encode_documents(tokenizer, [d.text for d in dm.training_documents()])
+    held = {k: dm.encode_documents(tokenizer, [v]) for k, v in dm.heldout_sources().items()}
+    model, facts = dm.train_model(recipe, tokenizer, train_ids, progress=False)
+    with dm.fixed_threads(1):
+        result = dm.evaluate(model, held, recipe.eval_seq_len, recipe.eval_batch_size)
     return {
         "name": name,
         "overrides": VARIANTS[name],

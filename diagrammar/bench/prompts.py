@@ -13,7 +13,7 @@ Four categories, in the spirit of Spec-Bench, each exercising a different kind o
 * ``docstring``: comment text. Code before a function or class, its signature and the first
   line of its docstring; the continuation is English prose.
 
-Only :data:`~diagrammar.models.stdlib_corpus.HELDOUT_MODULES` are used: the default model never
+Only :data:`~diagrammar.models.default.HELDOUT_MODULES` are used: the default model never
 saw them in training. Functions are found with :mod:`ast`; which ones are picked is decided by a
 SHA-256 of their names, so the prompts are the same on every run and machine (given the same
 Python standard library).
@@ -346,7 +346,7 @@ def build_prompts(
     if per_category < 1:
         raise ValueError(f"per_category must be at least 1, got {per_category}")
     if sources is None:
-        from diagrammar.models.stdlib_corpus import heldout_sources
+        from diagrammar.models.default import heldout_sources
 
         sources = heldout_sources()
     modules = [_Module(name, text) for name, text in sources.items()]

@@ -13,7 +13,7 @@ from diagrammar.bench.prompts import (
     approx_tokens,
     build_prompts,
 )
-from diagrammar.models.stdlib_corpus import HELDOUT_MODULES, heldout_sources
+from diagrammar.models.default import HELDOUT_MODULES, heldout_sources
 
 
 def test_twenty_prompts_per_category_with_unique_ids(bench_full_prompts):

@@ -15,7 +15,7 @@ import pytest
 @pytest.fixture(scope="session")
 def default_short_recipe():
     """A 3-step variant of the tiny recipe, for tests of the training machinery itself."""
-    from diagrammar.models.default_training import RECIPES
+    from diagrammar.models.default import RECIPES
 
     return dataclasses.replace(
         RECIPES["tiny"], steps=3, warmup_steps=2, batch_size=2, eval_max_tokens=2048

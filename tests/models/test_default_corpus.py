@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diagrammar.models import default as dm
-from diagrammar.models.stdlib_corpus import (
+from diagrammar.models.default import (
     HELDOUT_MODULES,
     Document,
     corpus_digest,

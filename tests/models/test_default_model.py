@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from diagrammar.models import default as dm
-from diagrammar.models.default_training import RECIPES
-from diagrammar.models.stdlib_corpus import HELDOUT_MODULES
+from diagrammar.models.default import HELDOUT_MODULES, RECIPES, build
 
 MANIFEST_KEYS = {
     "size",
@@ -51,10 +50,8 @@ def test_manifest_fields_are_present_and_sane(default_tiny_path, default_tiny):
 
 def test_heldout_accuracy_is_well_above_chance(default_tiny):
     """Better than always predicting the most frequent held-out token (a strong 'chance')."""
-    from diagrammar.models.default_training import encode_documents
-
     _, tokenizer = default_tiny
-    ids = encode_documents(tokenizer, list(dm.heldout_sources().values()))
+    ids = dm.encode_documents(tokenizer, list(dm.heldout_sources().values()))
     most_common = collections.Counter(ids.tolist()).most_common(1)[0][1] / len(ids)
     acc = dm.manifest("tiny")["heldout_accuracy"]
     assert acc > 1.5 * most_common, (acc, most_common)
@@ -126,7 +123,7 @@ def test_default_loads_from_cache_without_training(default_tiny_path, monkeypatc
     def boom(*args, **kwargs):
         raise AssertionError("default() retrained a cached model")
 
-    monkeypatch.setattr(dm, "train_default", boom)
+    monkeypatch.setattr(build, "train_default", boom)
     model, tokenizer = dm.default("tiny", train_if_missing=False)
     assert model.config.n_layer == RECIPES["tiny"].n_layer
     assert tokenizer.eos_token_id == model.config.eos_token_id

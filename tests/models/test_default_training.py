@@ -12,6 +12,8 @@ import torch
 from safetensors.torch import load_file
 
 from diagrammar.models import default as dm
+from diagrammar.models.default import build
+from diagrammar.models.default.training import batches
 
 
 def _leftovers(root):
@@ -65,7 +67,7 @@ def test_failed_training_leaves_the_old_folder_untouched(
     root = dm.cache_root(tmp_path)
     good = dm.default_path("tiny", tmp_path)
     before = {p.name: p.read_bytes() for p in good.iterdir()}
-    write_json = dm._write_json
+    write_json = build.write_json
 
     def fail(path, data):  # the model's manifest is written last, after the weights
         if path.name != "manifest.json":
@@ -73,7 +75,7 @@ def test_failed_training_leaves_the_old_folder_untouched(
         assert (path.parent / "model.safetensors").exists()
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(dm, "_write_json", fail)
+    monkeypatch.setattr(build, "write_json", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         dm.train_default(
             "tiny", cache_dir=tmp_path, recipe=default_short_recipe, force=True, progress=False
@@ -83,12 +85,10 @@ def test_failed_training_leaves_the_old_folder_untouched(
 
 
 def test_interrupted_training_leaves_no_partial_folder(tmp_path, default_short_recipe, monkeypatch):
-    from diagrammar.models import default_training
-
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(default_training, "train_model", interrupted)
+    monkeypatch.setattr(build, "train_model", interrupted)
     with pytest.raises(KeyboardInterrupt):
         dm.train_default("tiny", cache_dir=tmp_path, recipe=default_short_recipe, progress=False)
     assert not dm.default_path("tiny", tmp_path).exists()
@@ -147,36 +147,30 @@ def test_command_line_rejects_an_unwritable_cache(tmp_path):
 
 
 def test_batches_use_short_windows_first_with_the_same_tokens_per_step():
-    from diagrammar.models.default_training import Recipe, _batches
-
-    recipe = Recipe("x", 1, 8, 1, seq_len=16, batch_size=3, steps=7,
+    recipe = dm.Recipe("x", 1, 8, 1, seq_len=16, batch_size=3, steps=7,
                     short_seq_len=4, short_seq_steps=5)
     stream = torch.arange(1000)
-    shapes = [tuple(b.shape) for b in _batches(stream, recipe, torch.Generator().manual_seed(0))]
+    shapes = [tuple(b.shape) for b in batches(stream, recipe, torch.Generator().manual_seed(0))]
     assert shapes == [(12, 5)] * 5 + [(3, 17)] * 2
-    for batch in _batches(stream, recipe, torch.Generator().manual_seed(0)):
+    for batch in batches(stream, recipe, torch.Generator().manual_seed(0)):
         # Windows are contiguous slices of the stream (inputs and shifted targets line up).
         assert bool((batch[:, 1:] - batch[:, :-1] == 1).all())
 
 
 def test_batches_without_a_short_phase_are_unchanged_by_the_schedule_fields():
-    from diagrammar.models.default_training import Recipe, _batches
-
-    plain = Recipe("x", 1, 8, 1, seq_len=16, batch_size=2, steps=4)
+    plain = dm.Recipe("x", 1, 8, 1, seq_len=16, batch_size=2, steps=4)
     zero = dataclasses.replace(plain, short_seq_len=4, short_seq_steps=0)
     stream = torch.arange(500)
-    a = list(_batches(stream, plain, torch.Generator().manual_seed(3)))
-    b = list(_batches(stream, zero, torch.Generator().manual_seed(3)))
+    a = list(batches(stream, plain, torch.Generator().manual_seed(3)))
+    b = list(batches(stream, zero, torch.Generator().manual_seed(3)))
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 def test_short_windows_must_divide_the_full_window():
-    from diagrammar.models.default_training import Recipe, _batches
-
-    bad = Recipe("x", 1, 8, 1, seq_len=16, batch_size=2, steps=4,
+    bad = dm.Recipe("x", 1, 8, 1, seq_len=16, batch_size=2, steps=4,
                  short_seq_len=5, short_seq_steps=2)
     with pytest.raises(ValueError, match="must divide"):
-        next(_batches(torch.arange(500), bad, torch.Generator()))
+        next(batches(torch.arange(500), bad, torch.Generator()))
 
 
 def test_default_tokenizer_is_the_one_every_size_ships(default_tiny_path):

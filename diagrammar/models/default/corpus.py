@@ -16,7 +16,7 @@ What is left out of training, and why:
 * files that are not UTF-8.
 
 Example:
-    >>> from diagrammar.models.stdlib_corpus import HELDOUT_MODULES, heldout_sources
+    >>> from diagrammar.models.default.corpus import HELDOUT_MODULES, heldout_sources
     >>> sources = heldout_sources()
     >>> sorted(sources) == sorted(HELDOUT_MODULES)
     True
@@ -97,6 +97,12 @@ def stdlib_dir() -> Path:
 def module_name(relpath: str) -> str:
     """Dotted module name of a ``.py`` path relative to the stdlib root.
 
+    Args:
+        relpath: POSIX path of a ``.py`` file, relative to the stdlib root.
+
+    Returns:
+        The dotted name; a package's ``__init__.py`` gives the package's name.
+
     Example:
         >>> module_name("json/__init__.py"), module_name("os.py")
         ('json', 'os')
@@ -120,6 +126,12 @@ def _is_excluded(rel: Path) -> bool:
 
 def training_documents(root: Path | None = None) -> list[Document]:
     """All training documents, sorted by path (deterministic).  Held-out modules are excluded.
+
+    Args:
+        root: the stdlib folder to read; default :func:`stdlib_dir`.
+
+    Returns:
+        One :class:`Document` per non-empty UTF-8 ``.py`` file that is not left out.
 
     Example:
         >>> docs = training_documents()
@@ -146,6 +158,12 @@ def training_documents(root: Path | None = None) -> list[Document]:
 def heldout_sources(root: Path | None = None) -> dict[str, str]:
     """Source text of each held-out module, keyed by module name (in ``HELDOUT_MODULES`` order).
 
+    Args:
+        root: the stdlib folder to read; default :func:`stdlib_dir`.
+
+    Returns:
+        ``{module name: source text}`` for every module of ``HELDOUT_MODULES``.
+
     Raises:
         FileNotFoundError: if this interpreter's standard library lacks one of them.
 
@@ -169,6 +187,12 @@ def heldout_sources(root: Path | None = None) -> dict[str, str]:
 
 def corpus_digest(docs: Iterable[Document]) -> str:
     """SHA-256 over the documents' paths and texts (identifies the exact corpus).
+
+    Args:
+        docs: the documents, in the order they are trained on.
+
+    Returns:
+        The hex digest; it changes with any path, text or order.
 
     Example:
         >>> corpus_digest([Document("a.py", "x = 1\\n")])[:12]

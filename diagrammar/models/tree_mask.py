@@ -24,6 +24,10 @@ def is_chain(parents: Sequence[int]) -> bool:
 def tree_layout(parents: Sequence[int]) -> tuple[list[int], torch.Tensor]:
     """Depth of the root and every node, and which of them each one attends to.
 
+    The depths take one pass over ``parents`` (plain integers); the ancestor mask is built with
+    tensor operations, one gather per tree level (not one per node): every position walks one
+    step up its path per level, and the positions visited are set in one scatter.
+
     Args:
         parents: for each draft node, its parent's index, or -1 for the root; parents first.
 
@@ -33,13 +37,18 @@ def tree_layout(parents: Sequence[int]) -> tuple[list[int], torch.Tensor]:
     """
     n = len(parents) + 1
     depths = [0] * n
-    ancestors = torch.eye(n, dtype=torch.bool)
     for node, parent in enumerate(parents, start=1):
         if not -1 <= parent < node - 1:
             raise ValueError(f"node {node - 1} has parent {parent}: parents must come before "
                              "their children")
         depths[node] = depths[parent + 1] + 1
-        ancestors[node] |= ancestors[parent + 1]
+    up = torch.tensor([-1, *parents]) + 1          # the position of each position's parent
+    rows = torch.arange(n)
+    visited = [rows]
+    for _ in range(max(depths)):                   # the root is its own parent: walks stop there
+        visited.append(up[visited[-1]])
+    ancestors = torch.zeros((n, n), dtype=torch.bool)
+    ancestors[rows.repeat(len(visited)), torch.cat(visited)] = True
     return depths, ancestors
 
 

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from diagrammar.models.session import CachedSession
+from diagrammar.models.session import CachedSession, synchronize_device
 from diagrammar.models.tree_mask import is_chain, tree_layout
 
 
@@ -91,6 +91,10 @@ class FastGPT2Session(CachedSession):
             with torch.inference_mode():
                 self._forward(ids[:-1], None, None, logits=False)
             self.cache_length = len(ids) - 1
+
+    def synchronize(self) -> None:
+        """Waits until the device has finished the forward passes queued so far."""
+        synchronize_device(self.device)
 
     def _allocate(self, capacity: int) -> None:
         shape = (self.heads, capacity, self.head_dim)

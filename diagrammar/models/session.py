@@ -10,6 +10,10 @@ storage: :meth:`~CachedSession._score` (the forward pass), :meth:`~CachedSession
 a few cache positions down, for a path that is not the tree's first branch) and
 :meth:`~CachedSession._truncate`. The checks and counters live here once.
 
+:meth:`CachedSession.synchronize` waits for the session's device: on an accelerator a forward
+pass returns before the device has finished it, so a timer around ``verify`` must synchronize
+to charge the time to the right box (on the CPU it does nothing).
+
 >>> class Echo(CachedSession):        # a toy cache: a list of tokens, "logits" = the tokens
 ...     def __init__(self, prompt):
 ...         super().__init__(len(prompt) - 1)
@@ -33,6 +37,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+import torch
+
+
+def synchronize_device(device: torch.device) -> None:
+    """Waits until ``device`` has finished the work queued on it (nothing to do on the CPU).
+
+    >>> synchronize_device(torch.device("cpu"))
+    """
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        return
+    backend = getattr(torch, device.type, None)      # mps, xpu, ...: their own synchronize
+    sync = getattr(backend, "synchronize", None)
+    if sync is None:
+        torch.accelerator.synchronize(device)
+    elif device.type == "mps":
+        sync()
+    else:
+        sync(device)
 
 
 class CachedSession:
@@ -62,6 +88,12 @@ class CachedSession:
     def _truncate(self, length: int) -> None:
         """Drops every cache entry from position ``length`` on."""
         raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Waits until the device has finished this session's work (a no-op here and on CPU).
+
+        Sessions that run on an accelerator override it, e.g. with :func:`synchronize_device`.
+        """
 
     # -- the contract ---------------------------------------------------------------------------
     def verify(self, root: int, tokens: Sequence[int], parents: Sequence[int]) -> Any:
@@ -118,4 +150,4 @@ class CachedSession:
         self._tree_length = 0
 
 
-__all__ = ["CachedSession"]
+__all__ = ["CachedSession", "synchronize_device"]

@@ -4,7 +4,9 @@ as a plain Hugging Face folder, shared tokenizer, errors."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -39,12 +41,18 @@ def test_manifest_fields_are_present_and_sane(default_tiny_path, default_tiny):
     assert m["recipe_hash"] == dm.recipe_hash("tiny")
     assert m["parameters"] == sum(p.numel() for p in model.parameters())
     assert m["config"]["n_layer"] == RECIPES["tiny"].n_layer
-    assert 0 < m["train_seconds"] < 3600
+    assert m["train_seconds"] <= m["total_seconds"]
     assert m["heldout_modules"] == list(HELDOUT_MODULES)
     assert m["heldout_tokens"] > 50_000
-    assert 0 < m["heldout_loss"] < 8.0
-    assert 0 < m["heldout_accuracy"] < 1
+    assert m["heldout_loss"] < math.log(len(tokenizer))  # better than a uniform guess
     assert m["vocab_size"] == len(tokenizer)
+    # The overall scores are the token-weighted means of the per-module ones.
+    per = m["heldout_per_module"]
+    assert list(per) == list(HELDOUT_MODULES)
+    assert sum(p["tokens"] for p in per.values()) == m["heldout_tokens"]
+    for key in ("loss", "accuracy"):
+        mean = sum(p[key] * p["tokens"] for p in per.values()) / m["heldout_tokens"]
+        assert mean == pytest.approx(m[f"heldout_{key}"], abs=1e-4)
     assert json.loads((default_tiny_path / "manifest.json").read_text()) == m
 
 
@@ -55,7 +63,6 @@ def test_heldout_accuracy_is_well_above_chance(default_tiny):
     most_common = collections.Counter(ids.tolist()).most_common(1)[0][1] / len(ids)
     acc = dm.manifest("tiny")["heldout_accuracy"]
     assert acc > 1.5 * most_common, (acc, most_common)
-    assert acc > 50 / len(tokenizer)
 
 
 def test_model_is_in_eval_mode_and_generates(default_tiny):
@@ -74,7 +81,6 @@ def test_model_is_in_eval_mode_and_generates(default_tiny):
 
 def test_context_length_fits_long_prompts(default_tiny):
     model, _ = default_tiny
-    assert model.config.n_positions >= 1024
     ids = torch.randint(0, model.config.vocab_size, (1, 1024))
     with torch.inference_mode():
         logits = model(input_ids=ids).logits
@@ -134,3 +140,26 @@ def test_unknown_size_is_a_clear_error(call, tmp_path):
     with pytest.raises(ValueError, match=r"unknown default model size 'huge'.*tiny.*small"):
         getattr(dm, call)("huge", cache_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_recipe_hashes_are_pinned():
+    """Cached models are found by recipe hash: a change retrains them all (small: ~17 min), so
+    it must be deliberate, and show up here."""
+    assert dm.TOKENIZER_RECIPE.hash() == "433ff14686c04c8b"
+    assert {s: RECIPES[s].hash("fp32") for s in dm.SIZES} == {
+        "tiny": "50708ebecbc7d6f9",
+        "small": "03de0774722c45d8",
+    }
+    assert RECIPES["small"].hash("bf16-autocast") == "79f7f48eaeb293a6"
+    assert dm.recipe_hash("tiny") == RECIPES["tiny"].hash(
+        "bf16-autocast" if dm.bf16_supported() else "fp32"
+    )
+
+
+def test_recipe_hash_follows_the_weights_not_the_time_budget():
+    tiny = RECIPES["tiny"]
+    assert dataclasses.replace(tiny, time_budget_s=1.0).hash("fp32") == tiny.hash("fp32")
+    assert dataclasses.replace(tiny, seed=tiny.seed + 1).hash("fp32") != tiny.hash("fp32")
+    assert tiny.hash("fp32") != tiny.hash("bf16-autocast")
+    other_tokenizer = dataclasses.replace(dm.TOKENIZER_RECIPE, vocab_size=8192)
+    assert tiny.hash("fp32", other_tokenizer) != tiny.hash("fp32")

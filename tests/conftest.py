@@ -4,12 +4,24 @@ folder with a tokenizer trained here."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 logging.getLogger("transformers").setLevel(logging.ERROR)
+# Helper modules of the tests (e.g. the NumPy backend) import by their own unique names.
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture(autouse=True)
+def scoped_box_registry():
+    """Box classes a test defines are registered only for that test."""
+    from diagrammar.diagrams import box_registry
+
+    with box_registry() as registry:
+        yield registry
 
 EOS = 3
 

@@ -15,18 +15,20 @@ from hypothesis import strategies as st
 
 from diagrammar.decoding.steps import DrafterStep
 from diagrammar.decoding.tree import DraftTree
-from diagrammar.diagrams import Drafter, PromptLookup, autoregressive, speculative
+from diagrammar.diagrams import Drafter, PromptLookup, autoregressive, box_registry, speculative
 from diagrammar.functors import Execute
 from diagrammar.models import HFCausalLM
 
 VOCAB = 48
 
 
-class OracleTree(Drafter):
-    """A test drafter: random trees built around the true continuation, with corruptions."""
+# Test boxes stay out of the global registry (tests/conftest.py scopes those a test defines).
+with box_registry():
+    class OracleTree(Drafter):
+        """A test drafter: random trees built around the true continuation, with corruptions."""
 
-    def __init__(self, seed: int = 0, max_paths: int = 4, max_depth: int = 8) -> None:
-        super().__init__(seed=seed, max_paths=max_paths, max_depth=max_depth)
+        def __init__(self, seed: int = 0, max_paths: int = 4, max_depth: int = 8) -> None:
+            super().__init__(seed=seed, max_paths=max_paths, max_depth=max_depth)
 
 
 class OracleTreeDrafter:

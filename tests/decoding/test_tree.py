@@ -48,3 +48,21 @@ def test_chain_and_from_parents():
     with pytest.raises(ValueError, match="parents come first"):
         DraftTree.from_parents([1, 2], [1, -1])
     assert repr(DraftTree.chain([1])) == "DraftTree(tokens=[1], parents=[-1])"
+
+
+def test_nodes_carry_drafter_probabilities_through_union_and_prune():
+    tree = DraftTree()
+    tree.add_path([1, 2, 3], probs=[0.9, 0.5, 0.25])
+    tree.add_path([4])
+    assert tree.probs == [0.9, 0.5, 0.25, None] and not tree.has_probs
+    other = DraftTree.from_parents([4, 7], [-1, 0], probs=[0.3, 0.2])
+    tree.union(other)
+    assert tree.probs == [0.9, 0.5, 0.25, 0.3, 0.2]       # the missing probability is filled
+    assert tree.has_probs
+    pruned = tree.prune(1)
+    assert pruned.tokens == [1, 4] and pruned.probs == [0.9, 0.3] and pruned.parents == [-1, -1]
+    assert tree.prune(5) is tree
+    deep = DraftTree.from_parents([1, 2, 3, 4, 5], [-1, 0, -1, 2, 3])
+    assert deep.prune(2).paths() == [[1, 2], [3, 4]]
+    with pytest.raises(ValueError, match="2 tokens but 1 probabilities"):
+        DraftTree().add_path([1, 2], probs=[0.5])

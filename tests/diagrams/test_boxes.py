@@ -51,7 +51,6 @@ def test_spec_rejects_non_json_values():
 
     with pytest.raises(TypeError, match="only JSON data"):
         Bad(thing=object())
-    del BOX_CLASSES["Bad"]
 
 
 def test_prompt_lookup_validates_its_hyper_parameters():
@@ -115,4 +114,3 @@ def test_user_boxes_register_by_name():
     assert BOX_CLASSES["Shout"] is Shout
     assert Shout(volume=3).spec == {"volume": 3}
     assert Shout().name == "Shout"
-    del BOX_CLASSES["Shout"]

@@ -18,6 +18,7 @@ from diagrammar.diagrams import (
     PromptLookup,
     StepBox,
     autoregressive,
+    box_registry,
     speculative,
 )
 from diagrammar.functors import CompiledDiagram, Decoder, Execute, ExecuteError, generate
@@ -32,9 +33,11 @@ def model(model_factory):
     return model_factory("gpt2", 3)
 
 
-class Fixed(Drafter):
-    def __init__(self, tokens: list | None = None) -> None:
-        super().__init__(tokens=tokens or [])
+# Test boxes stay out of the global registry (tests/conftest.py scopes those a test defines).
+with box_registry():
+    class Fixed(Drafter):
+        def __init__(self, tokens: list | None = None) -> None:
+            super().__init__(tokens=tokens or [])
 
 
 def test_execute_builds_a_decoder_with_stats(model):

@@ -10,8 +10,17 @@ runs a Hugging Face model:
 >>> from_json(to_json(step)) == step
 True
 
-The syntax (``diagrammar.diagrams``) imports no tensor library; ``Execute``, ``Draw``,
-``generate`` and ``load_model`` are loaded on first use.
+The layers, and which way their imports point:
+
+- ``diagrams``: the syntax (boxes, wires, pipelines, JSON); discopy and stdlib only.
+- ``functors``: the semantics (``Execute``, ``Draw``, the pregroup functors); the one bridge.
+- ``decoding``: contracts, drafters, acceptance, the step wiring and the loop; no tensors.
+- ``models``: Hugging Face models, sessions over the KV cache, the default model.
+- ``qnlp``: circuits, tensor networks and training for DisCoCat classifiers.
+- ``bench``: the benchmark against Hugging Face ``generate``.
+
+The syntax imports no tensor library; ``Execute``, ``Draw``, ``generate`` and ``load_model``
+are loaded on first use. ``docs/architecture.md`` draws the step and states the contracts.
 """
 
 from __future__ import annotations

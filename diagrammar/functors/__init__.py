@@ -1,13 +1,21 @@
 """The semantics: functors that map diagrams to computation and pictures.
 
->>> from diagrammar.functors import Execute, Draw
->>> callable(Execute) and callable(Draw)
-True
+This layer is the only bridge between syntax and implementations: it may import
+``diagrams``, ``decoding``, ``models``, ``symbolic``, ``kernels`` (and ``qnlp`` for the
+pregroup functors); nothing below imports it. ``Execute`` maps step boxes to the
+backend-neutral wiring of :mod:`diagrammar.decoding.steps` (the table is
+:mod:`~diagrammar.functors.implementations`); a backend (:mod:`~diagrammar.functors.backends`)
+is a model loader. ``Draw`` maps boxes to coloured drawing boxes.
+
+>>> from diagrammar.diagrams import PromptLookup, speculative
+>>> from diagrammar.functors import Draw
+>>> [Draw().colour(box) for box in speculative(PromptLookup()).boxes][:2]
+['#9ecae1', '#fdae6b']
 """
 
-from diagrammar.functors.backends import BACKENDS, Backend, register_backend
+from diagrammar.functors.backends import BACKENDS, Backend, backend_registry, register_backend
 from diagrammar.functors.draw import Draw
 from diagrammar.functors.execute import CompiledDiagram, Decoder, Execute, ExecuteError, generate
 
-__all__ = ["BACKENDS", "Backend", "register_backend", "Execute", "ExecuteError", "Decoder",
+__all__ = ["BACKENDS", "Backend", "backend_registry", "register_backend", "Execute", "ExecuteError", "Decoder",
            "CompiledDiagram", "Draw", "generate"]

@@ -1,8 +1,17 @@
-"""Model backends: Hugging Face causal LMs with tree verification over a KV cache.
+"""Models: Hugging Face causal LMs behind the ``LanguageModel``/``Session`` contracts.
 
->>> from diagrammar.models import HFCausalLM, load_model
->>> callable(load_model)
-True
+:class:`HFCausalLM` wraps a model and its tokenizer; its sessions (the generic
+:class:`TreeSession`, the lean GPT-2 one) share the bookkeeping of
+:class:`~diagrammar.models.session.CachedSession` and score a whole draft tree in one pass over
+the KV cache. :mod:`~diagrammar.models.resolve` names models (folder, ``default:SIZE``, Hub
+id); :mod:`~diagrammar.models.default` is the embedded default model. This layer may import
+``kernels``; it knows nothing of diagrams or of the decoding loop.
+
+>>> from diagrammar.models import load_model
+>>> load_model("/no/such/model")
+Traceback (most recent call last):
+...
+diagrammar.models.errors.ModelLoadError: model path /no/such/model does not exist...
 """
 
 from diagrammar.models.errors import ContextTooLongError, ModelError, ModelLoadError

@@ -137,3 +137,14 @@ def test_merge_forwards_start_and_observe():
 def test_plain_callables_still_draft():
     step, start = _step(lambda state: DraftTree.chain([(state.tokens[-1] + 1) % 10]))
     assert decode(step, FakeModel(), [4], max_new_tokens=4, start=start).tokens == [5, 6, 7, 8]
+
+
+def test_decoding_and_diagrams_import_no_tensor_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, diagrammar.decoding, diagrammar.decoding.steps, diagrammar.diagrams; "
+            "print(sorted(m for m in ('torch', 'jax', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.strip() == "[]"

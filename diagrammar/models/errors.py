@@ -13,3 +13,9 @@ class ModelLoadError(ModelError):
 
 class ContextTooLongError(ModelError, ValueError):
     """The prompt plus the requested new tokens do not fit in the model's context."""
+
+
+class GenerationConfigError(ModelError, ValueError):
+    """The model's generation config sets something (a repetition penalty, banned words, ...)
+    that Hugging Face ``generate`` applies to greedy decoding and diagrammar's decoders do not;
+    the message names the settings and how to switch them off."""

@@ -21,19 +21,127 @@ whole draft is rejected) come from the same pass.
 (4, 32)
 >>> session.keep([0, 1]); session.cache_length
 5
+>>> model.training      # the caller's model is left as it was (see HFCausalLM)
+True
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
+import json
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from diagrammar.models.errors import ContextTooLongError, ModelLoadError
+from diagrammar.models.errors import (
+    ContextTooLongError,
+    GenerationConfigError,
+    ModelError,
+    ModelLoadError,
+)
+
+# -- generation-config settings that Hugging Face applies even to greedy decoding --------------
+# Each entry: (setting, whether a value changes greedy ``generate``, the value that turns it
+# off). It mirrors ``GenerationMixin._get_logits_processor`` (the processors built when
+# ``do_sample=False``) and the stopping criteria, plus the settings that make
+# ``generate(do_sample=False)`` something other than greedy search. Sampling-only settings
+# (temperature, top_k, top_p, ...) are absent on purpose: greedy decoding ignores them.
+# ``renormalize_logits`` (a log-softmax, argmax unchanged) and ``max_time`` (a wall-clock
+# limit) are absent too.
+_GREEDY_SETTINGS: tuple[tuple[str, Callable[[Any, bool], bool], str], ...] = (
+    ("repetition_penalty", lambda v, eos: v is not None and v != 1.0, "1.0"),
+    ("encoder_repetition_penalty", lambda v, eos: v is not None and v != 1.0, "1.0"),
+    ("no_repeat_ngram_size", lambda v, eos: v is not None and v > 0, "0"),
+    ("encoder_no_repeat_ngram_size", lambda v, eos: v is not None and v > 0, "0"),
+    ("bad_words_ids", lambda v, eos: bool(v), "None"),
+    ("sequence_bias", lambda v, eos: bool(v), "None"),
+    ("min_length", lambda v, eos: eos and v is not None and v > 0, "0"),
+    ("min_new_tokens", lambda v, eos: eos and v is not None and v > 0, "None"),
+    ("forced_bos_token_id", lambda v, eos: v is not None, "None"),
+    ("forced_eos_token_id", lambda v, eos: v is not None, "None"),
+    ("suppress_tokens", lambda v, eos: bool(v), "None"),
+    ("begin_suppress_tokens", lambda v, eos: bool(v), "None"),
+    ("exponential_decay_length_penalty", lambda v, eos: v is not None, "None"),
+    ("remove_invalid_values", lambda v, eos: v is True, "False"),
+    ("guidance_scale", lambda v, eos: v is not None and v != 1, "None"),
+    ("watermarking_config", lambda v, eos: v is not None, "None"),
+    ("stop_strings", lambda v, eos: bool(v), "None"),
+    ("num_beams", lambda v, eos: v is not None and v > 1, "1"),
+    ("penalty_alpha", lambda v, eos: v is not None and v > 0, "None"),
+    ("dola_layers", lambda v, eos: v is not None, "None"),
+)
+
+
+def greedy_settings(generation_config: Any, has_eos: bool = True) -> dict[str, Any]:
+    """The settings of ``generation_config`` that make Hugging Face's greedy ``generate``
+    differ from plain greedy decoding (name -> value); empty when there are none.
+
+    >>> from transformers import GenerationConfig
+    >>> greedy_settings(GenerationConfig(repetition_penalty=1.3, temperature=0.7))
+    {'repetition_penalty': 1.3}
+    >>> greedy_settings(GenerationConfig(repetition_penalty=1.0, do_sample=True, top_k=5))
+    {}
+    """
+    if generation_config is None:
+        return {}
+    found = {}
+    for name, active, _neutral in _GREEDY_SETTINGS:
+        value = getattr(generation_config, name, None)
+        if active(value, has_eos):
+            found[name] = value
+    return found
+
+
+def _check_generation_config(model: torch.nn.Module, has_eos: bool) -> None:
+    settings = greedy_settings(getattr(model, "generation_config", None), has_eos)
+    if not settings:
+        return
+    neutral = {name: value for name, _active, value in _GREEDY_SETTINGS}
+    shown = ", ".join(f"{name}={value!r}" for name, value in settings.items())
+    fixes = "; ".join(f"model.generation_config.{name} = {neutral[name]}" for name in settings)
+    source = getattr(model, "name_or_path", "") or ""
+    where = (f" (or remove {'it' if len(settings) == 1 else 'them'} from "
+             f"{Path(source) / 'generation_config.json'})"
+             if source and Path(source).is_dir() else "")
+    raise GenerationConfigError(
+        f"the model's generation config sets {shown}, which Hugging Face generate applies "
+        f"even to greedy decoding and diagrammar's decoders do not: to decode without "
+        f"{'it' if len(settings) == 1 else 'them'}, set {fixes} before HFCausalLM(model)"
+        f"{where}")
+
+
+def _eval_view(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` itself when every module is in eval mode, else a view in eval mode.
+
+    The view is a tree of new module objects sharing the caller's parameters and buffers
+    (nothing is copied but the module objects), so the caller's modules keep their mode and
+    later updates of the weights are seen by the view.
+    """
+    if not any(module.training for module in model.modules()):
+        return model
+    if any(hasattr(module, "_hf_hook") for module in model.modules()):
+        raise ModelError("this model is in training mode and dispatched with accelerate "
+                             "hooks (device_map): call model.eval() before wrapping it")
+    clones: dict[int, torch.nn.Module] = {}
+
+    def clone(module: torch.nn.Module) -> torch.nn.Module:
+        if id(module) in clones:
+            return clones[id(module)]
+        view = copy.copy(module)
+        clones[id(module)] = view
+        state = view.__dict__
+        state["_modules"] = {name: None if child is None else clone(child)
+                             for name, child in module._modules.items()}
+        state["_parameters"] = dict(module._parameters)
+        state["_buffers"] = dict(module._buffers)
+        state["training"] = False
+        return view
+
+    return clone(model)
 
 
 class HFCausalLM:
@@ -43,26 +151,52 @@ class HFCausalLM:
     ``attention_mask`` and a ``DynamicCache`` (GPT-2, Llama, Mistral, Qwen, ... in
     transformers >= 5). For GPT-2 models, ``fast=True`` (the default) uses the lean forward of
     :mod:`diagrammar.models.fast_gpt2` on the same weights.
+
+    What wrapping does, and does not do:
+
+    - **The caller's model is left as it is.** Its forwards always run in eval semantics
+      (no dropout), so outputs are exact: a model in eval mode is used as it is; a model in
+      training mode is not switched to eval mode, ``self.model`` is then an eval-mode *view*
+      of it (new module objects sharing the very same parameters and buffers), and the
+      caller's ``model.training`` stays ``True``.
+    - **End of sequence is what Hugging Face** ``generate`` **stops at**:
+      ``model.generation_config.eos_token_id`` (one id or a list), or
+      ``model.config.eos_token_id`` for a model without a generation config; never the
+      tokenizer's EOS token, which ``generate`` ignores too. To stop at the tokenizer's EOS,
+      set ``model.generation_config.eos_token_id`` before wrapping.
+    - **Generation-config settings that change greedy decoding are refused.** Hugging Face
+      ``generate(do_sample=False)`` applies ``repetition_penalty``, ``no_repeat_ngram_size``,
+      ``min_new_tokens``, ``bad_words_ids``, ``suppress_tokens``, forced BOS/EOS tokens, ...
+      from the model's generation config (see :func:`greedy_settings`); diagrammar's
+      decoders do not, so such a model raises :class:`GenerationConfigError` naming the
+      settings and how to switch them off, instead of differing silently. Sampling settings
+      (``do_sample``, ``temperature``, ``top_k``, ``top_p``) do not apply to greedy decoding
+      and are not refused.
+    - ``device`` and ``dtype`` are read once, here: after moving or casting the model
+      (``model.to(...)``), wrap it again.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer=None, fast: bool = True) -> None:
         from diagrammar.models import fast_gpt2
 
-        self.model = model.eval()
-        self.fast = fast and fast_gpt2.supports(model)
-        self.tokenizer = tokenizer
         config = model.config
         self.config = config
         self.vocab_size: int = int(model.get_output_embeddings().weight.shape[0])
-        eos = getattr(model.generation_config, "eos_token_id", None)
-        if eos is None:
-            eos = getattr(config, "eos_token_id", None)
-        if eos is None and tokenizer is not None:
-            eos = tokenizer.eos_token_id
+        generation_config = getattr(model, "generation_config", None)
+        eos = (generation_config.eos_token_id if generation_config is not None
+               else getattr(config, "eos_token_id", None))
         self.eos_token_ids: frozenset[int] = frozenset(
             e for e in (eos if isinstance(eos, (list, tuple)) else [eos])
             if e is not None and 0 <= e < self.vocab_size
         )
+        _check_generation_config(model, bool(self.eos_token_ids))
+        self.model = _eval_view(model)
+        self.fast = fast and fast_gpt2.supports(self.model)
+        self.tokenizer = tokenizer
+        first = next(model.parameters())
+        #: Where the weights are and their type, read once (wrap again after ``model.to()``).
+        self.device: torch.device = first.device
+        self.dtype: torch.dtype = first.dtype
         # transformers renamed ``past_key_values`` to ``cache`` during the 5.x series.
         params = inspect.signature(model.forward).parameters
         self.cache_argument = "cache" if "cache" in params else "past_key_values"
@@ -71,19 +205,13 @@ class HFCausalLM:
             or getattr(config, "max_position_embeddings", None)
         )
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, dtype: torch.dtype | None = None,
-                        device: str | torch.device = "cpu") -> HFCausalLM:
-        """Loads a model and its tokenizer from a local folder (never from the network)."""
-        return load_model(path, dtype=dtype, device=device)
+                        device: str | torch.device = "cpu", *,
+                        require_tokenizer: bool = True) -> HFCausalLM:
+        """Loads a model and its tokenizer from a local folder or a cached Hub id
+        (see :func:`load_model`)."""
+        return load_model(path, dtype=dtype, device=device, require_tokenizer=require_tokenizer)
 
     # -- text -----------------------------------------------------------------------------------
     def _require_tokenizer(self):
@@ -123,41 +251,121 @@ class HFCausalLM:
         return TreeSession(self, prompt_ids)
 
 
+#: Files a saved tokenizer consists of (one of them, at least).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "vocab.txt",
+                   "spiece.model", "sentencepiece.bpe.model")
+_NO_TOKENIZER = "has no tokenizer files (tokenizer.json / vocab.json+merges.txt / tokenizer.model)"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def _custom_code_error(folder: Path, what: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"the {what} in {folder} needs the folder's own Python code (auto_map with a model type "
+        "transformers does not ship): diagrammar never runs a model folder's code; use a model "
+        "whose architecture transformers provides")
+
+
+def _refuse_custom_code(folder: Path) -> None:
+    """Refuses a folder whose config names code of its own for a model type transformers does
+    not know (transformers would ask to run that code)."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # the loader reports a broken config.json
+    if isinstance(config, dict) and config.get("auto_map") and (
+            config.get("model_type") not in CONFIG_MAPPING):
+        raise _custom_code_error(folder, "model")
+
+
+def _has_tokenizer_files(folder: Path) -> bool:
+    return (any((folder / name).is_file() for name in TOKENIZER_FILES)
+            or any(folder.glob("*.tiktoken")))
+
+
+def _load_tokenizer(folder: Path, required: bool):
+    from transformers import AutoTokenizer
+
+    what = (f"model folder {folder} {_NO_TOKENIZER}: save the tokenizer there with "
+            "tokenizer.save_pretrained(), or load the model alone with "
+            "load_model(..., require_tokenizer=False) and give token ids")
+    if not _has_tokenizer_files(folder):
+        if required:
+            raise ModelLoadError(what)
+        return None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True,
+                                                  trust_remote_code=False)
+    except Exception as error:  # noqa: BLE001 - any library failure becomes one clear message
+        if "trust_remote_code" in str(error):
+            raise _custom_code_error(folder, "tokenizer") from None
+        raise ModelLoadError(f"cannot load the tokenizer in {folder}: {_first_line(error)}; "
+                             "the folder must hold the tokenizer files saved with "
+                             "save_pretrained()") from None
+    added = set(getattr(tokenizer, "added_tokens_encoder", {}) or {})
+    if not set(tokenizer.get_vocab()) - added:
+        if required:
+            raise ModelLoadError(what.replace(_NO_TOKENIZER, "has a tokenizer with an empty "
+                                              "vocabulary"))
+        return None
+    return tokenizer
+
+
 def load_model(path: str | os.PathLike, dtype: torch.dtype | None = None,
-               device: str | torch.device = "cpu") -> HFCausalLM:
-    """Loads a causal LM and its tokenizer from a local folder, with one clear error on failure.
+               device: str | torch.device = "cpu", *,
+               require_tokenizer: bool = True) -> HFCausalLM:
+    """Loads a causal LM and its tokenizer, with one clear error on failure.
+
+    ``path`` is a local folder saved with ``save_pretrained()``, or a Hugging Face Hub id
+    (``org/name``, when no such local path exists) looked up in the local Hugging Face cache
+    first and downloaded only when the network allows (see
+    :func:`diagrammar.models.resolve.hub_snapshot`).
+
+    The folder must hold a tokenizer (``tokenizer.json``, ``vocab.json`` + ``merges.txt``,
+    ``tokenizer.model``, ...): without one, :class:`ModelLoadError` says so, unless
+    ``require_tokenizer=False``, which loads the model alone (``tokenizer`` is then ``None``
+    and prompts must be token ids). A model whose folder ships its own Python code (an
+    ``auto_map`` for a model type transformers does not know) is refused: its code never runs.
 
     >>> load_model("/no/such/model")
     Traceback (most recent call last):
     ...
     diagrammar.models.errors.ModelLoadError: model path /no/such/model does not exist: give \
-the folder of a Hugging Face model saved with save_pretrained()
+the folder of a Hugging Face model saved with save_pretrained(), or a Hub id (org/name)
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder = Path(path).expanduser()
-    hint = "give the folder of a Hugging Face model saved with save_pretrained()"
+    text = os.fspath(path)
+    folder = Path(text).expanduser()
+    hint = ("give the folder of a Hugging Face model saved with save_pretrained(), "
+            "or a Hub id (org/name)")
     if not folder.exists():
-        raise ModelLoadError(f"model path {folder} does not exist: {hint}")
+        from diagrammar.models.resolve import hub_snapshot, is_hub_id
+
+        if not is_hub_id(text):
+            raise ModelLoadError(f"model path {folder} does not exist: {hint}")
+        folder = hub_snapshot(text)
     if not folder.is_dir():
         raise ModelLoadError(f"model path {folder} is not a folder: {hint}")
     if not (folder / "config.json").is_file():
         raise ModelLoadError(f"model path {folder} has no config.json: {hint}")
+    _refuse_custom_code(folder)
+    from transformers import AutoModelForCausalLM
+
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            folder, local_files_only=True, dtype=dtype if dtype is not None else "auto")
+            folder, local_files_only=True, trust_remote_code=False,
+            dtype=dtype if dtype is not None else "auto")
     except Exception as error:  # noqa: BLE001 - any library failure becomes one clear message
-        raise ModelLoadError(f"cannot load the model in {folder}: {type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''} ({hint})"
-                             ) from None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except Exception as error:  # noqa: BLE001
-        raise ModelLoadError(f"cannot load the tokenizer in {folder}: {type(error).__name__}: "
-                             f"{str(error).splitlines()[0] if str(error) else ''}; the folder "
-                             "must hold the tokenizer files saved with save_pretrained()"
-                             ) from None
+        if "trust_remote_code" in str(error):
+            raise _custom_code_error(folder, "model") from None
+        raise ModelLoadError(f"cannot load the model in {folder}: {_first_line(error)} "
+                             f"({hint})") from None
+    tokenizer = _load_tokenizer(folder, require_tokenizer)
     return HFCausalLM(model.to(device), tokenizer)
 
 
-__all__ = ["HFCausalLM", "load_model"]
+__all__ = ["HFCausalLM", "load_model", "greedy_settings", "TOKENIZER_FILES"]

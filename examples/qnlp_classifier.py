@@ -82,15 +82,15 @@ def run(out: Path, seed: int, quick: bool, baseline_engine: str) -> list[TrainRe
         results.append(res)
         print(res.summary(), flush=True)
 
-        backends = ("torch", "jax") if name == "MC" else ("torch",)
-        for backend in backends:
+        libraries = ("torch", "jax") if name == "MC" else ("torch",)
+        for library in libraries:
             start = time.perf_counter()
             tfunctor = TensorFunctor({"n": 2, "s": 2}, frobenius_words=frobenius)
             tmodel = TensorModel.from_sentences(sentences, lexicon, tfunctor, data.target_type,
-                                                backend=backend, seed=seed)
+                                                library=library, seed=seed)
             build = time.perf_counter() - start
             res = train_tensor(tmodel, data, epochs=t_epochs, lr=0.05, weight_decay=0.01,
-                               name=f"{name} tensor {backend}")
+                               name=f"{name} tensor {library}")
             res.seconds += build
             results.append(res)
             print(res.summary(), flush=True)

@@ -1,54 +1,34 @@
-"""Pregroup diagrams -> tensor networks (classical DisCoCat), contracted with Torch, JAX or NumPy.
+"""Pregroup diagrams -> tensor networks (classical DisCoCat): the tensor functor.
+
+>>> import numpy as np
+>>> from diagrammar.diagrams.pregroup import Lexicon, parse
+>>> lex = Lexicon.from_categories({"noun": ["man", "meal"], "transitive_verb": ["cooks"]})
+>>> network = TensorFunctor({"n": 2, "s": 2})(parse("man cooks meal", lex))
+>>> sorted(network.shapes().items())
+[('cooks__n.r @ s @ n.l', (2, 2, 2)), ('man__n', (2,)), ('meal__n', (2,))]
+>>> params = {key: np.ones(shape) for key, shape in network.shapes().items()}
+>>> network.contract(params, library="numpy").tolist()
+[4.0, 4.0]
 
 :class:`TensorFunctor` sends every basic type to a vector space of a chosen dimension and
 every box to a tensor with one leg per simple type of its domain and codomain.  Cups, caps
 and spiders are the Kronecker deltas of those spaces, so a diagram becomes a labelled
-tensor network: wires joined by cups share a label, and the whole network is contracted
-by a single ``einsum``.  Contraction is differentiable in Torch and JAX.
-
-discopy's own tensor functor cannot evaluate on the PyTorch backend with float tensors
-(its identities and cups start as ``int64`` and ``torch.tensordot`` refuses mixed dtypes);
-labelled ``einsum`` avoids that path and creates every constant tensor with the dtype and
-device of the parameters.  :func:`discopy_eval` keeps discopy's NumPy evaluation as a
-reference that the tests compare against.
-
-Example
--------
->>> import numpy as np
->>> from diagrammar.diagrams.pregroup import Lexicon, parse
->>> lex = Lexicon.from_categories({"noun": ["man", "meal"], "transitive_verb": ["cooks"]})
->>> diagram = parse("man cooks meal", lex)
->>> functor = TensorFunctor({"n": 2, "s": 2})
->>> network = functor(diagram)
->>> sorted(network.shapes().items())
-[('cooks__n.r @ s @ n.l', (2, 2, 2)), ('man__n', (2,)), ('meal__n', (2,))]
->>> params = {key: np.ones(shape) for key, shape in network.shapes().items()}
->>> network.contract(params, backend="numpy").tolist()
-[4.0, 4.0]
+:class:`~diagrammar.qnlp.tensor_network.TensorNetwork`: wires joined by cups share a label.
+Contracting it (with Torch, JAX or NumPy) is implementation code and lives in
+:mod:`diagrammar.qnlp.tensor_network`.  :func:`discopy_eval` keeps discopy's own NumPy
+evaluation as a reference that the tests compare against.
 """
 
 from __future__ import annotations
 
-import string
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 from discopy.grammar.pregroup import Box, Cap, Cup, Diagram, Spider, Swap, Ty
 
-__all__ = [
-    "Backend",
-    "Operand",
-    "TensorFunctor",
-    "TensorNetwork",
-    "box_key",
-    "discopy_eval",
-    "init_params",
-]
+from diagrammar.qnlp.tensor_network import Operand, TensorNetwork
 
-Backend = Literal["torch", "jax", "numpy"]
-_LETTERS = string.ascii_letters
+__all__ = ["TensorFunctor", "box_key", "discopy_eval"]
 
 
 def _unwind(box: Box) -> tuple[Box, int]:
@@ -77,122 +57,6 @@ def box_key(box: Box) -> str:
     if len(box.dom) == 0:
         return f"{box.name}__{box.cod}"
     return f"{box.name}__{box.dom}->{box.cod}"
-
-
-@dataclass(frozen=True)
-class Operand:
-    """One tensor of a network: a parameter (``key``) or a constant ``ones``/``eye``."""
-
-    kind: Literal["param", "ones", "eye"]
-    key: str | None
-    shape: tuple[int, ...]
-    labels: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class TensorNetwork:
-    """A labelled tensor network: contract the operands, keep the ``output`` labels.
-
-    ``output`` lists the domain wires then the codomain wires, so the contracted array has
-    shape ``dom_dims + cod_dims``; ``factor`` collects closed loops (a circle of dimension
-    ``d`` contributes ``d``).
-    """
-
-    operands: tuple[Operand, ...]
-    output: tuple[int, ...]
-    dims: Mapping[int, int]
-    factor: float
-    dom_dims: tuple[int, ...]
-    cod_dims: tuple[int, ...]
-
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        """Parameter shapes needed to contract, by key."""
-        return {op.key: op.shape for op in self.operands if op.kind == "param" and op.key}
-
-    def equation(self) -> str:
-        """The ``einsum`` equation of the contraction.
-
-        >>> TensorNetwork((Operand("param", "v", (2,), (7,)),), (7,), {7: 2}, 1.0, (), (2,)
-        ...               ).equation()
-        'a->a'
-        """
-        names: dict[int, str] = {}
-        for label in [*(lab for op in self.operands for lab in op.labels), *self.output]:
-            if label not in names:
-                if len(names) >= len(_LETTERS):
-                    raise ValueError("tensor network has more than 52 distinct wires")
-                names[label] = _LETTERS[len(names)]
-        inputs = ",".join("".join(names[lab] for lab in op.labels) for op in self.operands)
-        return f"{inputs}->{''.join(names[lab] for lab in self.output)}"
-
-    def contract(self, params: Mapping[str, Any], backend: Backend = "torch") -> Any:
-        """Contract with parameter arrays from ``params`` on ``backend``.
-
-        Constants (``ones``, ``eye``) take the dtype of the parameters.  A network with no
-        parameters uses float64 (NumPy/JAX) or the default torch dtype.
-        """
-        xp, like = _namespace(backend, params, self)
-        arrays = []
-        for op in self.operands:
-            if op.kind == "param":
-                array = params[op.key]
-                if tuple(array.shape) != op.shape:
-                    raise ValueError(
-                        f"parameter {op.key!r} has shape {tuple(array.shape)}, "
-                        f"expected {op.shape}"
-                    )
-            elif op.kind == "ones":
-                array = _ones(xp, backend, op.shape, like)
-            else:
-                array = _eye(xp, backend, op.shape[0], like)
-            arrays.append(array)
-        if not arrays:
-            value = _ones(xp, backend, (), like)
-        else:
-            value = xp.einsum(self.equation(), *arrays)
-        if self.factor != 1.0:
-            value = value * self.factor
-        return value
-
-
-def _namespace(backend: Backend, params: Mapping[str, Any], network: TensorNetwork):
-    if backend not in ("torch", "jax", "numpy"):
-        raise ValueError(f"unknown backend {backend!r}; use 'torch', 'jax' or 'numpy'")
-    missing = sorted(k for k in network.shapes() if k not in params)
-    if missing:
-        raise KeyError(f"missing parameters for boxes {missing}")
-    like = None
-    for op in network.operands:
-        if op.kind == "param":
-            like = params[op.key]
-            break
-    if backend == "torch":
-        import torch
-
-        return torch, like
-    if backend == "jax":
-        import jax.numpy as jnp
-
-        return jnp, like
-    return np, like
-
-
-def _constant(xp, backend: Backend, make: str, arg, like):
-    """``xp.ones(arg)`` or ``xp.eye(arg)`` in the dtype (and device) of ``like``."""
-    factory = getattr(xp, make)
-    if backend == "torch":
-        if like is None:
-            return factory(arg)
-        return factory(arg, dtype=like.dtype, device=like.device)
-    return factory(arg, dtype=like.dtype if like is not None else np.float64)
-
-
-def _ones(xp, backend: Backend, shape: tuple[int, ...], like):
-    return _constant(xp, backend, "ones", shape, like)
-
-
-def _eye(xp, backend: Backend, dim: int, like):
-    return _constant(xp, backend, "eye", dim, like)
 
 
 class _Labels:
@@ -224,23 +88,27 @@ class _Labels:
 
 
 class TensorFunctor:
-    """Functor from pregroup diagrams to :class:`TensorNetwork`.
+    """Functor from pregroup diagrams to :class:`~diagrammar.qnlp.tensor_network.TensorNetwork`.
 
-    Parameters
-    ----------
-    dims:
-        Dimension of each basic type, by name (``{"n": 2, "s": 2}``) or by ``Ty``.
-        Adjoints ``x.l``/``x.r`` have the dimension of ``x``.
-    frobenius_words:
-        Words interpreted by a fixed Frobenius algebra instead of a learned tensor (the
-        relative-pronoun semantics of Sadrzadeh, Clark and Coecke): all their legs whose
-        basic type is ``frobenius_type`` are one copy-spider, the other legs are deleted
-        (the all-ones vector).
+    Calling it on a diagram returns the diagram's network; a box becomes a parameter tensor
+    named by :func:`box_key`, so a word has one tensor wherever it occurs.
+
+    Args:
+        dims: dimension of each basic type, by name (``{"n": 2, "s": 2}``) or by ``Ty``.
+            Adjoints ``x.l``/``x.r`` have the dimension of ``x``.
+        frobenius_words: words interpreted by a fixed Frobenius algebra instead of a
+            learned tensor (the relative-pronoun semantics of Sadrzadeh, Clark and Coecke):
+            all their legs whose basic type is ``frobenius_type`` are one copy-spider, the
+            other legs are deleted (the all-ones vector).
+        frobenius_type: the basic type the Frobenius words copy.
+
+    Raises:
+        ValueError: a dimension is not positive.
 
     >>> from diagrammar.diagrams.pregroup import N
     >>> from discopy.grammar.pregroup import Cap, Cup, Id
     >>> snake = Id(N) @ Cap(N.r, N) >> Cup(N, N.r) @ Id(N)
-    >>> TensorFunctor({"n": 3})(snake).contract({}, backend="numpy").tolist()
+    >>> TensorFunctor({"n": 3})(snake).contract({}, library="numpy").tolist()
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     """
 
@@ -260,7 +128,11 @@ class TensorFunctor:
         self.frobenius_type = frobenius_type
 
     def dims_of(self, ty: Ty) -> tuple[int, ...]:
-        """Dimensions of the simple types of ``ty``."""
+        """Dimensions of the simple types of ``ty``.
+
+        Raises:
+            KeyError: a basic type of ``ty`` has no dimension.
+        """
         out = []
         for ob in ty.inside:
             if ob.name not in self.dims:
@@ -371,7 +243,11 @@ class TensorFunctor:
         )
 
     def shapes(self, diagrams: Iterable[Diagram]) -> dict[str, tuple[int, ...]]:
-        """Union of the parameter shapes of several diagrams (raises on a clash)."""
+        """Union of the parameter shapes of several diagrams.
+
+        Raises:
+            ValueError: one box key is used with two shapes.
+        """
         shapes: dict[str, tuple[int, ...]] = {}
         for diagram in diagrams:
             for key, shape in self(diagram).shapes().items():
@@ -380,44 +256,19 @@ class TensorFunctor:
         return shapes
 
 
-def init_params(
-    shapes: Mapping[str, Sequence[int]], backend: Backend = "torch", seed: int = 0,
-    scale: float = 1.0,
-) -> dict[str, Any]:
-    """Random normal initial parameters (seeded), as arrays of ``backend``.
-
-    Torch tensors are float32 leaves with ``requires_grad=True``.
-
-    >>> p = init_params({"man__n": (2,)}, backend="numpy", seed=1)
-    >>> p["man__n"].shape
-    (2,)
-    """
-    rng = np.random.default_rng(seed)
-    values = {
-        key: (rng.standard_normal(tuple(shape)) * scale) for key, shape in sorted(shapes.items())
-    }
-    if backend == "numpy":
-        return values
-    if backend == "jax":
-        import jax.numpy as jnp
-
-        return {key: jnp.asarray(v, dtype=jnp.float32) for key, v in values.items()}
-    if backend == "torch":
-        import torch
-
-        return {
-            key: torch.tensor(v, dtype=torch.float32, requires_grad=True)
-            for key, v in values.items()
-        }
-    raise ValueError(f"unknown backend {backend!r}")
-
-
 def discopy_eval(
     diagram: Diagram, dims: Mapping[str, int], params: Mapping[str, np.ndarray]
 ) -> np.ndarray:
-    """Reference evaluation with discopy's own tensor functor on the NumPy backend.
+    """Reference evaluation with discopy's own tensor functor, in NumPy.
 
-    Returns an array of shape ``dom_dims + cod_dims`` like :meth:`TensorNetwork.contract`.
+    Args:
+        diagram: a pregroup diagram without spiders of several legs.
+        dims: dimension of each basic type, by name.
+        params: one NumPy array per :func:`box_key`.
+
+    Returns:
+        An array of shape ``dom_dims + cod_dims``, like
+        :meth:`~diagrammar.qnlp.tensor_network.TensorNetwork.contract`.
 
     >>> from diagrammar.diagrams.pregroup import Lexicon, parse
     >>> lex = Lexicon.from_categories({"noun": ["man"], "intransitive_verb": ["runs"]})

@@ -1,10 +1,30 @@
-"""QNLP application: DisCoCat sentence classification with quantum and tensor models.
+"""QNLP: the code the QNLP functors map to, and DisCoCat sentence classification on top.
 
-Modules (import them by full path):
+>>> from diagrammar.qnlp.data import generate_mc
+>>> len(generate_mc().train)
+70
 
-- :mod:`diagrammar.qnlp.data` — the MC and RP data sets, generated deterministically.
-- :mod:`diagrammar.qnlp.models` — quantum (PennyLane) and tensor (Torch/JAX) models.
-- :mod:`diagrammar.qnlp.optim` — SPSA and Adam.
-- :mod:`diagrammar.qnlp.train` — training loops with progress bars.
-- :mod:`diagrammar.qnlp.baseline` — lambeq's offline pipeline (cups reader + IQP + SPSA).
+Implementation modules (what :mod:`diagrammar.functors.quantum` and
+:mod:`diagrammar.functors.tensor_network` produce is run here).  They may import numpy,
+sympy, torch, jax, PennyLane, lambeq and discopy's circuit classes, never
+:mod:`diagrammar.diagrams` or :mod:`diagrammar.functors`:
+
+- :mod:`diagrammar.qnlp.arrays`: ``ArrayLibrary`` (``"torch" | "jax" | "numpy"``), the
+  one keyword ``library=`` for an array library.
+- :mod:`diagrammar.qnlp.tensor_network`: labelled tensor networks and their ``einsum``
+  contraction; ``init_params``.
+- :mod:`diagrammar.qnlp.circuits`: discopy circuits compiled to flat gate lists.
+- :mod:`diagrammar.qnlp.pennylane_runner`: exact PennyLane simulation of compiled circuits.
+- :mod:`diagrammar.qnlp.lambeq_interop`: diagrams and circuits to and from lambeq.
+
+Application modules, which may also import :mod:`diagrammar.diagrams` and
+:mod:`diagrammar.functors`:
+
+- :mod:`diagrammar.qnlp.data`: the MC and RP data sets, generated deterministically.
+- :mod:`diagrammar.qnlp.models`: quantum (PennyLane) and tensor (Torch/JAX) models.
+- :mod:`diagrammar.qnlp.optim`: SPSA and Adam.
+- :mod:`diagrammar.qnlp.train`: training loops with progress bars.
+- :mod:`diagrammar.qnlp.baseline`: lambeq's offline pipeline (cups reader + IQP + SPSA).
+
+Import the modules by full path; this package imports nothing on its own.
 """

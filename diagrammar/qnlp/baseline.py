@@ -1,21 +1,21 @@
 """lambeq's standard offline pipeline, as the baseline our models are compared with.
 
+>>> from diagrammar.qnlp.data import generate_mc
+>>> result = train_lambeq_baseline(generate_mc(), epochs=2, engine="pennylane", progress=False)
+>>> len(result.losses), result.name
+(2, 'MC-lambeq-cups-IQP')
+
 ``cups_reader`` (lambeq's word-order reader: no parser, no download) -> ``IQPAnsatz`` with
 one qubit per ``n``/``s`` -> ``NumpyModel`` (exact, JAX-jitted) -> ``QuantumTrainer`` with
-lambeq's ``SPSAOptimizer`` and binary cross-entropy — the recipe of lambeq's own
+lambeq's ``SPSAOptimizer`` and binary cross-entropy: the recipe of lambeq's own
 quantum-training tutorial, run on our data.
 
 lambeq's ``NumpyModel`` compiles one JAX function per circuit, which dominates its run time
 on small data.  ``engine="pennylane"`` keeps lambeq's reader and ansatz but converts the
 circuits to discopy and trains them with our exact PennyLane runner and SPSA
-(:func:`train_quantum`), which gives the same probabilities for the same parameters.
-
-Example
--------
->>> from diagrammar.qnlp.data import generate_mc
->>> result = train_lambeq_baseline(generate_mc(), epochs=2, engine="pennylane", progress=False)
->>> 0.0 <= result.test_accuracy <= 1.0
-True
+(:func:`~diagrammar.qnlp.train.train_quantum`), which gives the same probabilities for the
+same parameters.  ``engine`` names who simulates and trains the circuits, not an array
+library.
 """
 
 from __future__ import annotations
@@ -27,18 +27,29 @@ from pathlib import Path
 
 import numpy as np
 
-from diagrammar.functors.lambeq_interop import lambeq_to_discopy
-from diagrammar.functors.quantum import PennyLaneRunner, compile_circuit
+from diagrammar.qnlp.circuits import compile_circuit
 from diagrammar.qnlp.data import Dataset
+from diagrammar.qnlp.lambeq_interop import lambeq_to_discopy
 from diagrammar.qnlp.models import QuantumModel
 from diagrammar.qnlp.optim import SPSA
+from diagrammar.qnlp.pennylane_runner import PennyLaneRunner
 from diagrammar.qnlp.train import TrainResult, train_quantum
 
 __all__ = ["LambeqCircuitModel", "lambeq_reader_diagrams", "train_lambeq_baseline"]
 
 
 def lambeq_reader_diagrams(sentences: Sequence[str], reader: str = "cups") -> list:
-    """Diagrams of lambeq's offline readers: ``"cups"``, ``"spiders"`` or ``"stairs"``.
+    """Diagrams of lambeq's offline readers.
+
+    Args:
+        sentences: the sentences.
+        reader: ``"cups"``, ``"spiders"`` or ``"stairs"``.
+
+    Returns:
+        One ``lambeq.backend.grammar.Diagram`` per sentence.
+
+    Raises:
+        ValueError: unknown reader.
 
     >>> [d.cod for d in lambeq_reader_diagrams(["man cooks meal"])]
     [Ty(s)]
@@ -53,7 +64,15 @@ def lambeq_reader_diagrams(sentences: Sequence[str], reader: str = "cups") -> li
 
 
 class LambeqCircuitModel(QuantumModel):
-    """A :class:`QuantumModel` over circuits that lambeq built (converted to discopy).
+    """A :class:`~diagrammar.qnlp.models.QuantumModel` over circuits that lambeq built.
+
+    Args:
+        sentences: the sentences the model can classify.
+        lambeq_circuits: their lambeq circuits, one per sentence (converted to discopy).
+        seed: seed of the initial parameters.
+
+    Raises:
+        ValueError: not one circuit per sentence.
 
     >>> import lambeq
     >>> ansatz = lambeq.IQPAnsatz({lambeq.AtomicType.NOUN: 1, lambeq.AtomicType.SENTENCE: 1},
@@ -86,9 +105,27 @@ def train_lambeq_baseline(data: Dataset, epochs: int = 120, seed: int = 0, a: fl
                           use_jit: bool = True, engine: str = "lambeq") -> TrainResult:
     """Train lambeq's cups-reader + IQP + SPSA pipeline.
 
-    ``engine="lambeq"``: lambeq's ``NumpyModel`` and ``QuantumTrainer`` (mini-batches of
-    ``batch_size``), accuracies of the final parameters.  ``engine="pennylane"``: the same
-    circuits trained by :func:`train_quantum` (full batch, best-dev selection).
+    Args:
+        data: the splits.
+        epochs: training epochs (SPSA steps for ``engine="pennylane"``).
+        seed: seed of the parameters and of SPSA.
+        a: SPSA step gain.
+        c: SPSA perturbation gain.
+        batch_size: mini-batch size of lambeq's trainer (``engine="lambeq"`` only).
+        log_dir: where lambeq's trainer writes its logs (a temporary folder by default).
+        progress: show progress.
+        name: the result's name (default ``"<data name>-lambeq-cups-IQP"``).
+        use_jit: let lambeq's ``NumpyModel`` compile with JAX.
+        engine: ``"lambeq"``: lambeq's ``NumpyModel`` and ``QuantumTrainer`` (mini-batches
+            of ``batch_size``), accuracies of the final parameters.  ``"pennylane"``: the
+            same circuits trained by :func:`~diagrammar.qnlp.train.train_quantum` (full
+            batch, best-dev selection).
+
+    Returns:
+        The losses and the train/dev/test accuracies.
+
+    Raises:
+        ValueError: unknown engine.
     """
     import lambeq
 

@@ -1,16 +1,5 @@
 """Sentence classifiers: pregroup diagrams through a functor to class probabilities.
 
-- :class:`QuantumModel`: :class:`~diagrammar.functors.quantum.QuantumFunctor` circuits run
-  exactly with PennyLane; parameters are one vector ``theta`` (in turns), trained by SPSA.
-- :class:`TensorModel`: :class:`~diagrammar.functors.tensor_network.TensorFunctor` networks
-  contracted in Torch or JAX; parameters are one array per word, trained by Adam.
-
-The quantum model reads the output wire of a sentence (type ``s`` or ``n``) as a
-distribution over classes by the Born rule, ``p_i = |x_i|^2 / sum_j |x_j|^2``; the tensor
-model uses either the Born rule or (default) a softmax of the contracted vector.
-
-Example
--------
 >>> from diagrammar.qnlp.data import generate_mc, mc_lexicon
 >>> from diagrammar.functors.tensor_network import TensorFunctor
 >>> mc = generate_mc()
@@ -18,6 +7,17 @@ Example
 >>> model = TensorModel.from_sentences(sentences, mc_lexicon(), TensorFunctor({"n": 2, "s": 2}))
 >>> tuple(model.probabilities(sentences[:3]).shape)
 (3, 2)
+
+- :class:`QuantumModel`: :class:`~diagrammar.functors.quantum.QuantumFunctor` circuits run
+  exactly with :class:`~diagrammar.qnlp.pennylane_runner.PennyLaneRunner`; parameters are
+  one vector ``theta`` (in turns), trained by SPSA.
+- :class:`TensorModel`: :class:`~diagrammar.functors.tensor_network.TensorFunctor` networks
+  contracted in Torch or JAX (``library=``); parameters are one array per word, trained by
+  Adam.
+
+The quantum model reads the output wire of a sentence (type ``s`` or ``n``) as a
+distribution over classes by the Born rule, ``p_i = |x_i|^2 / sum_j |x_j|^2``; the tensor
+model uses either the Born rule or (default) a softmax of the contracted vector.
 """
 
 from __future__ import annotations
@@ -30,21 +30,33 @@ import numpy as np
 from discopy.grammar.pregroup import Diagram, Ty
 
 from diagrammar.diagrams.pregroup import Lexicon, S, parse
-from diagrammar.functors.quantum import PennyLaneRunner, QuantumFunctor, compile_circuit
-from diagrammar.functors.tensor_network import (
-    Backend,
-    TensorFunctor,
-    TensorNetwork,
-    init_params,
-)
+from diagrammar.functors.quantum import QuantumFunctor
+from diagrammar.functors.tensor_network import TensorFunctor
+from diagrammar.qnlp.arrays import ArrayLibrary, array_namespace
+from diagrammar.qnlp.circuits import compile_circuit
+from diagrammar.qnlp.pennylane_runner import PennyLaneRunner
+from diagrammar.qnlp.tensor_network import TensorNetwork, init_params
 
 __all__ = ["QuantumModel", "TensorModel", "cross_entropy", "parse_sentences"]
 
 _EPS = 1e-9
+_LIBRARIES = ("torch", "jax")  # the array libraries TensorModel trains in
 
 
 def parse_sentences(sentences: Sequence[str], lexicon: Lexicon, target: Ty = S) -> list[Diagram]:
     """Parse every sentence with :func:`~diagrammar.diagrams.pregroup.parse`.
+
+    Args:
+        sentences: the sentences.
+        lexicon: the pregroup types of their words.
+        target: the type every sentence must reduce to.
+
+    Returns:
+        One diagram per sentence.
+
+    Raises:
+        ~diagrammar.diagrams.pregroup.ParseError: a word is unknown or a sentence does
+            not reduce to ``target``.
 
     >>> from diagrammar.qnlp.data import mc_lexicon
     >>> len(parse_sentences(["man cooks meal", "woman runs program"], mc_lexicon()))
@@ -56,7 +68,13 @@ def parse_sentences(sentences: Sequence[str], lexicon: Lexicon, target: Ty = S) 
 def cross_entropy(probs, labels) -> Any:
     """Mean negative log-likelihood of integer ``labels`` under rows of ``probs``.
 
-    Works on NumPy, Torch and JAX arrays.
+    Args:
+        probs: class probabilities, shape ``(n, n_classes)``; a NumPy, Torch or JAX array.
+        labels: ``n`` integer labels.
+
+    Returns:
+        A float for NumPy input, a differentiable scalar of the same library otherwise.
+        Probabilities are clamped at ``1e-9`` before the logarithm.
 
     >>> float(round(cross_entropy(np.array([[0.5, 0.5]]), np.array([1])), 4))
     0.6931
@@ -74,6 +92,15 @@ def cross_entropy(probs, labels) -> Any:
 
 class QuantumModel:
     """Circuits for a fixed list of sentences, evaluated exactly with PennyLane.
+
+    Args:
+        sentences: the sentences the model can classify.
+        diagrams: their pregroup diagrams, one per sentence.
+        functor: the quantum functor that turns them into circuits.
+        seed: seed of the initial parameters (uniform in ``[0, 1)`` turns).
+
+    Raises:
+        ValueError: not one diagram per sentence.
 
     >>> from diagrammar.qnlp.data import mc_lexicon
     >>> from diagrammar.functors.quantum import IQPAnsatz
@@ -107,7 +134,15 @@ class QuantumModel:
             raise KeyError(f"sentence {err.args[0]!r} was not given to the model") from None
 
     def probabilities(self, sentences: Sequence[str], theta: np.ndarray | None = None):
-        """Class probabilities, shape ``(len(sentences), n_classes)``."""
+        """Class probabilities, shape ``(len(sentences), n_classes)``.
+
+        Args:
+            sentences: sentences given to the model, in any order.
+            theta: parameters to use instead of :attr:`theta`.
+
+        Raises:
+            KeyError: a sentence was not given to the model.
+        """
         theta = self.theta if theta is None else theta
         return self.runner(theta, subset=self._indices(sentences))
 
@@ -128,36 +163,48 @@ class TensorModel:
 
     Networks of the same shape are contracted together: their word tensors are stacked
     and one batched ``einsum`` evaluates the group.
+
+    Args:
+        sentences: the sentences the model can classify.
+        diagrams: their pregroup diagrams, one per sentence.
+        functor: the tensor functor that turns them into networks.
+        library: the array library of the parameters, ``"torch"`` or ``"jax"``.
+        seed: seed of the initial parameters (see
+            :func:`~diagrammar.qnlp.tensor_network.init_params`).
+        scale: standard deviation of the initial parameters.
+        readout: ``"softmax"`` of the output vector, or ``"born"`` (squares, normalised).
+
+    Raises:
+        ValueError: not one diagram per sentence, another library, another readout.
     """
 
     def __init__(self, sentences: Sequence[str], diagrams: Sequence[Diagram],
-                 functor: TensorFunctor, backend: Backend = "torch", seed: int = 0,
+                 functor: TensorFunctor, library: ArrayLibrary = "torch", seed: int = 0,
                  scale: float = 0.5, readout: str = "softmax") -> None:
         if readout not in ("softmax", "born"):
             raise ValueError(f"readout must be 'softmax' or 'born', got {readout!r}")
         self.readout = readout
         if len(sentences) != len(diagrams):
             raise ValueError("need one diagram per sentence")
-        if backend not in ("torch", "jax"):
-            raise ValueError(f"backend must be 'torch' or 'jax', got {backend!r}")
+        self._xp = array_namespace(library, _LIBRARIES)
         self.sentences = list(sentences)
         self.index = {s: i for i, s in enumerate(self.sentences)}
         self.functor = functor
-        self.backend = backend
+        self.library = library
         self.networks: list[TensorNetwork] = [functor(d) for d in diagrams]
         shapes: dict[str, tuple[int, ...]] = {}
         for net in self.networks:
             shapes.update(net.shapes())
-        self.params: dict[str, Any] = init_params(shapes, backend=backend, seed=seed,
+        self.params: dict[str, Any] = init_params(shapes, library=library, seed=seed,
                                                   scale=scale)
 
     @classmethod
     def from_sentences(cls, sentences: Sequence[str], lexicon: Lexicon, functor: TensorFunctor,
-                       target: Ty = S, backend: Backend = "torch", seed: int = 0,
+                       target: Ty = S, library: ArrayLibrary = "torch", seed: int = 0,
                        scale: float = 0.5, readout: str = "softmax") -> TensorModel:
-        """Parse, then build the model."""
+        """Parse (see :func:`parse_sentences`), then build the model."""
         diagrams = parse_sentences(sentences, lexicon, target)
-        return cls(sentences, diagrams, functor, backend, seed, scale, readout)
+        return cls(sentences, diagrams, functor, library, seed, scale, readout)
 
     def _indices(self, sentences: Sequence[str]) -> list[int]:
         try:
@@ -166,13 +213,18 @@ class TensorModel:
             raise KeyError(f"sentence {err.args[0]!r} was not given to the model") from None
 
     def outputs(self, sentences: Sequence[str], params: Mapping[str, Any] | None = None):
-        """Raw contracted output vectors, shape ``(len(sentences), dim)``."""
+        """Raw contracted output vectors, shape ``(len(sentences), dim)``.
+
+        Args:
+            sentences: sentences given to the model, in any order.
+            params: parameters to use instead of :attr:`params`.
+
+        Raises:
+            KeyError: a sentence was not given to the model.
+        """
         params = self.params if params is None else params
         indices = self._indices(sentences)
-        if self.backend == "torch":
-            import torch as xp
-        else:
-            import jax.numpy as xp
+        xp = self._xp
         groups: dict[tuple, list[int]] = {}
         for pos, i in enumerate(indices):
             net = self.networks[i]
@@ -210,26 +262,26 @@ class TensorModel:
         """Class probabilities (softmax or Born rule), shape ``(len(sentences), dim)``."""
         out = self.outputs(sentences, params)
         if self.readout == "softmax":
-            if self.backend == "torch":
+            if self.library == "torch":
                 return out.softmax(dim=1)
             import jax
 
             return jax.nn.softmax(out, axis=1)
         squared = out * out + _EPS
-        if self.backend == "torch":
+        if self.library == "torch":
             return squared / squared.sum(dim=1, keepdim=True)
         return squared / squared.sum(axis=1, keepdims=True)
 
     def loss(self, sentences: Sequence[str], labels: Sequence[int],
              params: Mapping[str, Any] | None = None):
-        """Cross-entropy of the labels (a differentiable scalar of the backend)."""
+        """Cross-entropy of the labels (a differentiable scalar of :attr:`library`)."""
         return cross_entropy(self.probabilities(sentences, params), np.asarray(labels))
 
     def accuracy(self, sentences: Sequence[str], labels: Sequence[int],
                  params: Mapping[str, Any] | None = None) -> float:
         """Fraction of sentences whose most probable class is the label."""
         probs = self.probabilities(sentences, params)
-        if self.backend == "torch":
+        if self.library == "torch":
             probs = probs.detach()
         pred = np.argmax(np.asarray(probs), axis=1)
         return float(np.mean(pred == np.asarray(labels)))

@@ -1,11 +1,5 @@
 """Training loops with progress bars: SPSA for quantum models, Adam for tensor models.
 
-Both loops evaluate the dev split every ``eval_every`` epochs and keep the parameters with
-the best dev accuracy (ties broken by lower dev loss), then report train/dev/test accuracy
-with those parameters.
-
-Example
--------
 >>> from diagrammar.qnlp.data import generate_mc, mc_lexicon
 >>> from diagrammar.qnlp.models import TensorModel
 >>> from diagrammar.functors.tensor_network import TensorFunctor
@@ -15,6 +9,10 @@ Example
 >>> result = train_tensor(model, mc, epochs=5, progress=False)
 >>> len(result.losses)
 5
+
+Both loops evaluate the dev split every ``eval_every`` epochs and keep the parameters with
+the best dev accuracy (ties broken by lower dev loss), then report train/dev/test accuracy
+with those parameters.
 """
 
 from __future__ import annotations
@@ -34,7 +32,18 @@ __all__ = ["TrainResult", "train_quantum", "train_tensor"]
 
 @dataclass
 class TrainResult:
-    """Losses per epoch and the accuracies of the selected parameters."""
+    """Losses per epoch and the accuracies of the selected parameters.
+
+    Attributes:
+        name: the run's name (the progress bar's label).
+        losses: the training loss of every epoch.
+        dev_losses: the dev loss at every evaluation.
+        train_accuracy: accuracy on the train split with the selected parameters.
+        dev_accuracy: the same on the dev split.
+        test_accuracy: the same on the test split.
+        seconds: wall time of the run.
+        best_epoch: the epoch whose parameters were kept.
+    """
 
     name: str
     losses: list[float] = field(default_factory=list)
@@ -58,7 +67,20 @@ def _xy(examples):
 
 def train_quantum(model: QuantumModel, data: Dataset, epochs: int = 200, spsa: SPSA | None = None,
                   eval_every: int = 5, progress: bool = True, name: str = "quantum") -> TrainResult:
-    """Train ``model.theta`` with SPSA on the full train split (two circuit batches/epoch)."""
+    """Train ``model.theta`` with SPSA on the full train split (two circuit batches/epoch).
+
+    Args:
+        model: the quantum model; its ``theta`` is replaced by the best parameters.
+        data: the splits; the model must know all their sentences.
+        epochs: SPSA steps.
+        spsa: the optimiser (default ``SPSA(a=0.1, c=0.06, A=0.1 * epochs, seed=0)``).
+        eval_every: epochs between dev evaluations (the last epoch is always evaluated).
+        progress: show a progress bar.
+        name: the result's name.
+
+    Returns:
+        The losses and the accuracies of the parameters with the best dev accuracy.
+    """
     spsa = spsa or SPSA(a=0.1, c=0.06, A=0.1 * epochs, seed=0)
     xs, ys = _xy(data.train)
     dx, dy = _xy(data.dev)
@@ -96,13 +118,27 @@ def _finish(result: TrainResult, model, data: Dataset, best_epoch: int,
 def train_tensor(model: TensorModel, data: Dataset, epochs: int = 200, lr: float = 0.05,
                  weight_decay: float = 0.01, eval_every: int = 5, progress: bool = True,
                  name: str = "tensor") -> TrainResult:
-    """Train the word tensors with Adam (``torch.optim.Adam`` or :class:`Adam` for JAX)."""
+    """Train the word tensors with Adam (``torch.optim.Adam`` or :class:`Adam` for JAX).
+
+    Args:
+        model: the tensor model; its ``params`` end as the best parameters.
+        data: the splits; the model must know all their sentences.
+        epochs: full-batch Adam steps.
+        lr: learning rate.
+        weight_decay: L2 penalty, as in ``torch.optim.Adam``.
+        eval_every: epochs between dev evaluations (the last epoch is always evaluated).
+        progress: show a progress bar.
+        name: the result's name.
+
+    Returns:
+        The losses and the accuracies of the parameters with the best dev accuracy.
+    """
     xs, ys = _xy(data.train)
     dx, dy = _xy(data.dev)
     result = TrainResult(name)
     start = time.perf_counter()
     bar = tqdm(range(epochs), desc=name, disable=not progress, leave=False)
-    if model.backend == "torch":
+    if model.library == "torch":
         import torch
 
         optimiser = torch.optim.Adam(list(model.params.values()), lr=lr,

@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 
 from diagrammar.diagrams.pregroup import parse
-from diagrammar.functors.lambeq_interop import from_lambeq, lambeq_to_discopy, to_lambeq
-from diagrammar.functors.quantum import circuit_probabilities, compile_circuit
 from diagrammar.functors.tensor_network import TensorFunctor, discopy_eval
 from diagrammar.qnlp.baseline import (
     LambeqCircuitModel,
     lambeq_reader_diagrams,
     train_lambeq_baseline,
 )
+from diagrammar.qnlp.circuits import compile_circuit
 from diagrammar.qnlp.data import Dataset, generate_mc, mc_lexicon
+from diagrammar.qnlp.lambeq_interop import from_lambeq, lambeq_to_discopy, to_lambeq
+from diagrammar.qnlp.pennylane_runner import circuit_probabilities
 
 ANSATZ = lambeq.IQPAnsatz({lambeq.AtomicType.NOUN: 1, lambeq.AtomicType.SENTENCE: 1},
                           n_layers=1, n_single_qubit_params=3)
@@ -38,7 +39,7 @@ def test_lambeq_reader_diagrams_evaluate_with_our_tensor_functor(reader):
     functor = TensorFunctor({"s": 2, "n": 2})
     rng = np.random.default_rng(0)
     params = {k: rng.standard_normal(v) for k, v in functor(diagram).shapes().items()}
-    value = functor(diagram).contract(params, "numpy")
+    value = functor(diagram).contract(params, library="numpy")
     assert value.shape == (2,)
     if reader != "spiders":  # discopy's reference functor has no spiders of several legs
         assert np.allclose(value, discopy_eval(diagram, {"s": 2, "n": 2}, params))

@@ -11,17 +11,9 @@ from discopy.quantum import Ket
 from discopy.quantum.gates import CX, H, Rx
 
 from diagrammar.diagrams.pregroup import Lexicon, N, S, parse
-from diagrammar.functors.quantum import (
-    CompiledCircuit,
-    GateOp,
-    IQPAnsatz,
-    PennyLaneRunner,
-    QuantumFunctor,
-    Sim14Ansatz,
-    Sim15Ansatz,
-    circuit_probabilities,
-    compile_circuit,
-)
+from diagrammar.functors.quantum import IQPAnsatz, QuantumFunctor, Sim14Ansatz, Sim15Ansatz
+from diagrammar.qnlp.circuits import CompiledCircuit, GateOp, compile_circuit
+from diagrammar.qnlp.pennylane_runner import PennyLaneRunner, circuit_probabilities
 
 LEX = Lexicon.from_categories({
     "noun": ["man", "woman", "meal"], "adjective": ["tasty"], "transitive_verb": ["cooks"],
@@ -169,7 +161,7 @@ def test_parameter_shift_equals_backprop_and_finite_differences():
 
     grads = {}
     for method in ("parameter-shift", "backprop"):
-        runner = PennyLaneRunner(compiled, interface="jax", diff_method=method)
+        runner = PennyLaneRunner(compiled, library="jax", diff_method=method)
         grads[method] = np.asarray(jax.grad(lambda t, r=runner: r(t)[0, 0])(jnp.asarray(theta)))
     numeric = PennyLaneRunner(compiled)
     eps = 1e-5

@@ -1,4 +1,4 @@
-"""Tests of the tensor-network functor: reference agreement, functor laws, backends, grads."""
+"""Tests of the tensor functor and contraction: reference, functor laws, libraries, grads."""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ import torch
 from discopy.grammar.pregroup import Box, Cap, Cup, Id, Spider, Word
 
 from diagrammar.diagrams.pregroup import Lexicon, N, S, parse
-from diagrammar.functors.tensor_network import (
-    Operand,
-    TensorFunctor,
-    TensorNetwork,
-    box_key,
-    discopy_eval,
-    init_params,
-)
+from diagrammar.functors.tensor_network import TensorFunctor, box_key, discopy_eval
+from diagrammar.qnlp.tensor_network import Operand, TensorNetwork, init_params
 
 DIMS = {"n": 2, "s": 3}
 F = TensorFunctor(DIMS)
@@ -36,7 +30,7 @@ def _params(rng, *diagrams):
 
 def _matrix(diagram, params):
     net = F(diagram)
-    value = np.asarray(net.contract(params, backend="numpy"))
+    value = np.asarray(net.contract(params, library="numpy"))
     return value.reshape(int(np.prod(net.dom_dims)), int(np.prod(net.cod_dims)))
 
 
@@ -46,7 +40,7 @@ def test_contraction_matches_discopy_reference(seed, diagrams):
     diagram = diagrams.random_diagram(rng, diagrams.random_type(rng), n_layers=5,
                              kinds=("box", "cup", "cap", "swap"))
     params = _params(rng, diagram)
-    ours = F(diagram).contract(params, backend="numpy")
+    ours = F(diagram).contract(params, library="numpy")
     assert np.allclose(ours, discopy_eval(diagram, DIMS, params))
 
 
@@ -100,7 +94,7 @@ def test_frobenius_relative_pronoun_is_a_copy_spider():
 def test_torch_jax_numpy_agree_and_gradients_match():
     diagram = parse("tasty man cooks meal", LEX)
     net = F(diagram)
-    np_params = init_params(net.shapes(), backend="numpy", seed=3)
+    np_params = init_params(net.shapes(), library="numpy", seed=3)
     torch_params = {k: torch.tensor(v, requires_grad=True) for k, v in np_params.items()}
     jax_params = {k: jnp.asarray(v) for k, v in np_params.items()}
     ref = net.contract(np_params, "numpy")
@@ -122,7 +116,7 @@ def test_torch_jax_numpy_agree_and_gradients_match():
 
 def test_float32_torch_works_where_discopy_torch_backend_fails():
     diagram = parse("man cooks meal", LEX)
-    params = init_params(F(diagram).shapes(), backend="torch", seed=0)
+    params = init_params(F(diagram).shapes(), library="torch", seed=0)
     value = F(diagram).contract(params, "torch")
     assert value.dtype == torch.float32 and value.requires_grad
     value.sum().backward()
@@ -137,7 +131,7 @@ def test_errors_and_helpers():
     net = F(parse("man cooks meal", LEX))
     with pytest.raises(ValueError, match="shape"):
         net.contract({k: np.ones(1) for k in net.shapes()}, "numpy")
-    with pytest.raises(ValueError, match="backend"):
+    with pytest.raises(ValueError, match="array library"):
         net.contract({}, "tensorflow")
     with pytest.raises(KeyError, match="missing parameters"):
         net.contract({}, "numpy")
@@ -146,9 +140,9 @@ def test_errors_and_helpers():
     assert F.shapes([parse("man cooks meal", LEX)])["man__n"] == (2,)
     union = F.shapes([Box("x", N, N), Box("x", N, N) @ Id(N), Word("man", N @ S)])
     assert union == {"x__n->n": (2, 2), "man__n @ s": (2, 3)}
-    p = init_params({"a": (2, 3)}, backend="jax", seed=0)
+    p = init_params({"a": (2, 3)}, library="jax", seed=0)
     assert p["a"].shape == (2, 3)
     assert init_params({"a": (2,)}, "numpy", seed=5)["a"].tolist() == \
         init_params({"a": (2,)}, "numpy", seed=5)["a"].tolist()
     with pytest.raises(ValueError):
-        init_params({"a": (2,)}, backend="mx")
+        init_params({"a": (2,)}, library="mx")

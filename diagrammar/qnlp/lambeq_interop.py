@@ -1,10 +1,5 @@
-"""Conversion between our discopy diagrams/circuits and lambeq's (lambeq >= 0.4 backend).
+"""Conversion between our discopy diagrams/circuits and lambeq's own classes (lambeq >= 0.4).
 
-lambeq ships its own diagram classes; its converter (which imports ``pytket``) maps them
-to and from discopy 1.x.  These helpers wrap it for pregroup diagrams and circuits.
-
-Example
--------
 >>> from diagrammar.diagrams.pregroup import Lexicon, parse
 >>> lex = Lexicon.from_categories({"noun": ["man", "meal"], "transitive_verb": ["cooks"]})
 >>> ours = parse("man cooks meal", lex)
@@ -13,6 +8,10 @@ Example
 'lambeq.backend.grammar'
 >>> from_lambeq(theirs) == ours
 True
+
+lambeq ships its own diagram classes; its converter (which imports ``pytket``) maps them
+to and from discopy 1.x.  These helpers wrap it for pregroup diagrams and circuits, so
+lambeq's readers and ansätze can feed our functors and our PennyLane runner.
 """
 
 from __future__ import annotations
@@ -26,7 +25,15 @@ __all__ = ["from_lambeq", "lambeq_to_discopy", "to_lambeq"]
 
 
 def to_lambeq(diagram: pregroup.Diagram) -> Any:
-    """A discopy pregroup diagram as a ``lambeq.backend.grammar.Diagram``."""
+    """A discopy pregroup diagram as a ``lambeq.backend.grammar.Diagram``.
+
+    Args:
+        diagram: a discopy pregroup diagram, e.g. from
+            :func:`~diagrammar.diagrams.pregroup.parse`.
+
+    Returns:
+        The same diagram in lambeq's classes.
+    """
     from lambeq.backend.grammar import Diagram
 
     return Diagram.from_discopy(diagram)
@@ -34,6 +41,16 @@ def to_lambeq(diagram: pregroup.Diagram) -> Any:
 
 def from_lambeq(diagram: Any) -> pregroup.Diagram:
     """A lambeq grammar diagram (e.g. from ``cups_reader``) as a discopy pregroup diagram.
+
+    Args:
+        diagram: a ``lambeq.backend.grammar.Diagram``.
+
+    Returns:
+        The discopy pregroup diagram.
+
+    Raises:
+        TypeError: ``diagram`` converts to something other than a grammar diagram (a
+            lambeq circuit, say).
 
     >>> import lambeq
     >>> d = from_lambeq(lambeq.cups_reader.sentence2diagram("man cooks meal"))
@@ -48,6 +65,16 @@ def from_lambeq(diagram: Any) -> pregroup.Diagram:
 
 def lambeq_to_discopy(circuit: Any) -> qc.Circuit:
     """A lambeq quantum circuit (e.g. from ``lambeq.IQPAnsatz``) as a discopy ``Circuit``.
+
+    Args:
+        circuit: a ``lambeq.backend.quantum.Diagram``.
+
+    Returns:
+        The discopy circuit, ready for :func:`~diagrammar.qnlp.circuits.compile_circuit`.
+
+    Raises:
+        TypeError: ``circuit`` converts to something other than a circuit (a grammar
+            diagram, say).
 
     >>> import lambeq
     >>> ansatz = lambeq.IQPAnsatz({lambeq.AtomicType.NOUN: 1,

@@ -1,15 +1,5 @@
 """Pregroup grammar syntax: types, a lexicon and a parser that produces DisCoCat diagrams.
 
-A sentence is parsed by giving every word a pregroup type from a :class:`Lexicon` and
-finding a planar (non-crossing) set of cups that reduces the tensor of those types to the
-target type, usually the sentence type ``s``.  The result is a discopy pregroup diagram
-``word_1 @ ... @ word_k >> cups``, the input of every QNLP functor in
-:mod:`diagrammar.functors`.
-
-Only discopy and the standard library are used here: this is syntax, no tensors.
-
-Example
--------
 >>> lexicon = Lexicon.from_categories({
 ...     "noun": ["man", "meal"], "transitive_verb": ["cooks"], "adjective": ["tasty"]})
 >>> diagram = parse("man cooks tasty meal", lexicon)
@@ -17,6 +7,14 @@ Example
 True
 >>> [box.name for box in diagram.boxes if isinstance(box, Word)]
 ['man', 'cooks', 'tasty', 'meal']
+
+A sentence is parsed by giving every word a pregroup type from a :class:`Lexicon` and
+finding a planar (non-crossing) set of cups that reduces the tensor of those types to the
+target type, usually the sentence type ``s``.  The result is a discopy pregroup diagram
+``word_1 @ ... @ word_k >> cups``, the input of every QNLP functor in
+:mod:`diagrammar.functors`.
+
+Only discopy and the standard library are used here: this is syntax, no tensors.
 """
 
 from __future__ import annotations

@@ -1,10 +1,5 @@
 """Optimisers: SPSA for circuit models (gradient-free), Adam for array parameters.
 
-Torch tensor models use ``torch.optim.Adam``; :class:`Adam` here updates dictionaries of
-NumPy or JAX arrays (the JAX tensor model).
-
-Example
--------
 >>> import numpy as np
 >>> spsa = SPSA(a=0.2, c=0.1, seed=0)
 >>> theta = np.array([1.0, -1.0])
@@ -12,6 +7,9 @@ Example
 ...     theta = spsa.step(lambda t: float(np.sum(t ** 2)), theta)
 >>> bool(np.sum(theta ** 2) < 0.05)
 True
+
+Torch tensor models use ``torch.optim.Adam``; :class:`Adam` here updates dictionaries of
+NumPy or JAX arrays (the JAX tensor model).
 """
 
 from __future__ import annotations
@@ -31,6 +29,17 @@ class SPSA:
     ``theta ± c_k delta`` and moves by ``a_k (L+ - L-) / (2 c_k) * delta`` with the standard
     decaying gains ``a_k = a / (k + 1 + A) ** alpha`` and ``c_k = c / (k + 1) ** gamma``.
     Two loss evaluations per step, whatever the number of parameters.
+
+    Args:
+        a: step gain.
+        c: perturbation gain.
+        A: stability constant of the step gain.
+        alpha: decay exponent of the step gain.
+        gamma: decay exponent of the perturbation gain.
+        seed: seed of the random directions.
+
+    Raises:
+        ValueError: ``a`` or ``c`` is not positive.
     """
 
     def __init__(
@@ -50,7 +59,15 @@ class SPSA:
         self.last_loss: float | None = None
 
     def step(self, loss: Callable[[np.ndarray], float], theta: np.ndarray) -> np.ndarray:
-        """One update of ``theta``; :attr:`last_loss` is the mean of the two evaluations."""
+        """One update of ``theta``.
+
+        Args:
+            loss: the function to minimise; called twice.
+            theta: the current parameters.
+
+        Returns:
+            The new parameters; :attr:`last_loss` holds the mean of the two evaluations.
+        """
         ak = self.a / (self.k + 1 + self.A) ** self.alpha
         ck = self.c / (self.k + 1) ** self.gamma
         delta = self.rng.choice([-1.0, 1.0], size=np.shape(theta))
@@ -62,8 +79,13 @@ class SPSA:
 
 
 class Adam:
-    """Adam (Kingma and Ba 2015) on a dictionary of NumPy or JAX arrays, with the same
-    optional L2 ``weight_decay`` as ``torch.optim.Adam``.
+    """Adam (Kingma and Ba 2015) on a dictionary of NumPy or JAX arrays.
+
+    Args:
+        lr: learning rate.
+        betas: decay rates of the first and second moment estimates.
+        eps: added to the denominator.
+        weight_decay: L2 penalty added to the gradient, as ``torch.optim.Adam`` does.
 
     >>> import numpy as np
     >>> opt = Adam(lr=0.1)
@@ -83,7 +105,15 @@ class Adam:
         self.v: dict[str, Any] = {}
 
     def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the updated parameters (arrays are not modified in place)."""
+        """One update.
+
+        Args:
+            params: the parameters, by key.
+            grads: the gradient of the loss for every key of ``params``.
+
+        Returns:
+            The updated parameters (the arrays given are not modified in place).
+        """
         self.t += 1
         b1, b2 = self.betas
         out = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 import click
 
 from diagrammar.bench.command import command as bench_command
-from diagrammar.diagrams import PIPELINES, DiagramError, pipeline, to_json
+from diagrammar.diagrams import PIPELINES, DiagramError, read_pipeline, to_json
 
 DTYPES = ("auto", "float32", "float64", "bfloat16", "float16")
 
@@ -29,7 +29,9 @@ def _fail(message: str) -> None:
 
 
 def resolve_model(spec: str, dtype: str = "auto"):
-    """An :class:`HFCausalLM` from a local folder or ``default:SIZE`` (the embedded model)."""
+    """An :class:`HFCausalLM` from a local folder, a Hub id (``org/name``: the local Hugging Face
+    cache first, else a download when the network allows) or ``default:SIZE`` (the embedded
+    model)."""
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -42,7 +44,7 @@ def resolve_model(spec: str, dtype: str = "auto"):
 
 def _load_pipeline(spec: str):
     try:
-        return pipeline(spec)
+        return read_pipeline(spec)
     except DiagramError as error:
         _fail(f"pipeline: {error}")
 
@@ -55,7 +57,9 @@ def main() -> None:
 
 @main.command()
 @click.option("--model", "model_spec", default="default:small", show_default=True,
-              help="A local Hugging Face model folder, or default:tiny / default:small.")
+              help="A local Hugging Face model folder, a Hugging Face Hub id (org/name: from "
+                   "the local Hugging Face cache, else downloaded when the network allows), or "
+                   "default:tiny / default:small.")
 @click.option("--pipeline", "pipeline_spec", default="prompt-lookup", show_default=True,
               help="A pipeline name (see `diagrammar pipelines`), a JSON file or a JSON string.")
 @click.option("--prompt", default=None, help="The prompt text.")

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from diagrammar.cli import main
-from diagrammar.diagrams import PromptLookup, save, speculative
+from diagrammar.diagrams import PromptLookup, save_pipeline, speculative
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_generate_prints_text_and_stats(run, saved_model_dir):
 
 
 def test_generate_json_with_a_pipeline_file(run, saved_model_dir, tmp_path):
-    path = save(speculative(PromptLookup(num_tokens=3)), tmp_path / "p.json")
+    path = save_pipeline(speculative(PromptLookup(num_tokens=3)), tmp_path / "p.json")
     prompt = tmp_path / "prompt.txt"
     prompt.write_text("x = 1\nx = 1\nx =")
     result = run("generate", "--model", str(saved_model_dir), "--pipeline", str(path),
@@ -79,3 +79,39 @@ def test_console_script_is_installed():
     script = shutil.which("diagrammar") or str(Path(sys.executable).parent / "diagrammar")
     out = subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout
     assert "generate" in out and "draw" in out
+
+
+def _script():
+    import shutil
+    import sys
+    from pathlib import Path
+
+    return shutil.which("diagrammar") or str(Path(sys.executable).parent / "diagrammar")
+
+
+def _one_line_failure(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_generate_names_a_model_folder_without_tokenizer(run, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(GPT2Config(vocab_size=16, n_positions=16, n_embd=8, n_layer=1,
+                               n_head=2)).save_pretrained(tmp_path / "bare")
+    result = run("generate", "--model", str(tmp_path / "bare"), "--prompt", "x")
+    _one_line_failure(result, "has no tokenizer files (tokenizer.json / vocab.json+merges.txt "
+                      "/ tokenizer.model)")
+
+
+def test_generate_with_an_uncached_hub_id_offline(run, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    result = run("generate", "--model", "someorg/not-cached", "--prompt", "x")
+    _one_line_failure(result, "someorg/not-cached", "local cache", "offline")

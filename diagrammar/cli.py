@@ -12,6 +12,7 @@ line saying what, where and what to do, and exit status 1.
 
 from __future__ import annotations
 
+import codecs
 import json
 import sys
 from pathlib import Path
@@ -49,6 +50,40 @@ def _load_pipeline(spec: str):
         _fail(f"pipeline: {error}")
 
 
+def _read_prompt_file(path: Path, encoding: str) -> str:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        _fail(f"unknown --encoding {encoding!r}: give a Python codec name such as utf-8 or "
+              "latin-1")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        _fail(f"cannot read prompt file {path}: {error.strerror}")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        _fail(f"prompt file {path} is not valid {encoding} text (byte 0x{data[error.start]:02x} "
+              f"at position {error.start}): pass --encoding with the file's encoding, e.g. "
+              "--encoding latin-1")
+
+
+def _check_prompt_text(prompt: str) -> None:
+    """Fails on a ``--prompt`` whose bytes were not UTF-8 (Python hands them over as lone
+    surrogates)."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as error:
+        try:
+            raw = prompt.encode("utf-8", "surrogateescape")
+            position = len(prompt[:error.start].encode("utf-8", "surrogateescape"))
+            where = f"byte 0x{raw[position]:02x} at position {position}"
+        except UnicodeEncodeError:
+            where = f"character {error.start}"
+        _fail(f"--prompt is not valid UTF-8 text ({where}): pass it in UTF-8, or write it to a "
+              "file and give --prompt-file with --encoding")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="diagrammar")
 def main() -> None:
@@ -65,21 +100,23 @@ def main() -> None:
 @click.option("--prompt", default=None, help="The prompt text.")
 @click.option("--prompt-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Read the prompt from a file instead.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="The text encoding of --prompt-file.")
 @click.option("--max-new-tokens", default=128, show_default=True, type=click.IntRange(min=0))
 @click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print text and stats as JSON.")
 def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_file: Path | None,
-             max_new_tokens: int, dtype: str, threads: int | None, as_json: bool) -> None:
+             encoding: str, max_new_tokens: int, dtype: str, threads: int | None,
+             as_json: bool) -> None:
     """Decode a prompt with a pipeline and print the text and stats."""
     if (prompt is None) == (prompt_file is None):
         _fail("give exactly one of --prompt TEXT or --prompt-file PATH")
     if prompt_file is not None:
-        try:
-            prompt = prompt_file.read_text()
-        except OSError as error:
-            _fail(f"cannot read prompt file {prompt_file}: {error.strerror}")
+        prompt = _read_prompt_file(prompt_file, encoding)
+    else:
+        _check_prompt_text(prompt)
     step = _load_pipeline(pipeline_spec)
     import torch
 

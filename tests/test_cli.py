@@ -115,3 +115,39 @@ def test_generate_with_an_uncached_hub_id_offline(run, tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     result = run("generate", "--model", "someorg/not-cached", "--prompt", "x")
     _one_line_failure(result, "someorg/not-cached", "local cache", "offline")
+
+
+def test_prompt_file_in_latin_1(run, saved_model_dir, tmp_path):
+    prompt = tmp_path / "latin1.txt"
+    prompt.write_bytes("x = 'café'\n".encode("latin-1"))
+    result = run("generate", "--model", str(saved_model_dir), "--prompt-file", str(prompt),
+                 "--max-new-tokens", "2")
+    _one_line_failure(result, f"prompt file {prompt} is not valid utf-8 text",
+                      "byte 0xe9 at position 8", "--encoding")
+    result = run("generate", "--model", str(saved_model_dir), "--prompt-file", str(prompt),
+                 "--encoding", "latin-1", "--max-new-tokens", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["tokens"]) == 2
+    result = run("generate", "--prompt-file", str(prompt), "--encoding", "klingon")
+    _one_line_failure(result, "unknown --encoding 'klingon'")
+
+
+def test_pipeline_file_not_utf8(run, saved_model_dir, tmp_path):
+    path = tmp_path / "p.json"
+    data = b'{"format": "diagrammar.pipeline", "name": "caf\xe9"}'
+    path.write_bytes(data)
+    result = run("generate", "--model", str(saved_model_dir), "--pipeline", str(path),
+                 "--prompt", "x")
+    _one_line_failure(result, str(path), "not UTF-8", f"position {data.index(0xe9)}")
+
+
+def test_prompt_argument_not_utf8(saved_model_dir):
+    """Non-UTF-8 bytes on the command line reach click as surrogate escapes."""
+    import subprocess
+
+    done = subprocess.run([_script(), "generate", "--model", str(saved_model_dir),
+                           "--prompt", b"x = 'caf\xe9'"], capture_output=True, timeout=120)
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 1, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "--prompt is not valid UTF-8 text (byte 0xe9 at position 8)" in err

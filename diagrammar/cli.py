@@ -84,6 +84,14 @@ def _check_prompt_text(prompt: str) -> None:
               "file and give --prompt-file with --encoding")
 
 
+def _check_draw_output(output: Path) -> None:
+    folder = output.parent
+    if not folder.exists():
+        _fail(f"cannot write {output}: folder {folder} does not exist")
+    if not folder.is_dir():
+        _fail(f"cannot write {output}: {folder} is not a folder")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="diagrammar")
 def main() -> None:
@@ -152,6 +160,7 @@ def draw(pipeline_spec: str, output: Path) -> None:
     from diagrammar.functors.draw import Draw
 
     step = _load_pipeline(pipeline_spec)
+    _check_draw_output(output)
     try:
         path = Draw()(step, output)
     except OSError as error:

@@ -151,3 +151,13 @@ def test_prompt_argument_not_utf8(saved_model_dir):
     assert done.returncode == 1, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "--prompt is not valid UTF-8 text (byte 0xe9 at position 8)" in err
+
+
+def test_draw_into_a_missing_folder(run, tmp_path):
+    out = tmp_path / "no" / "such" / "p.png"
+    result = run("draw", "--pipeline", "autoregressive", "-o", str(out))
+    _one_line_failure(result, f"cannot write {out}: folder {out.parent} does not exist")
+    assert not (tmp_path / "no").exists()
+    (tmp_path / "file").write_text("x")
+    result = run("draw", "-o", str(tmp_path / "file" / "p.png"))
+    _one_line_failure(result, f"{tmp_path / 'file'} is not a folder")

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from diagrammar.bench.command import command as bench_command
-from diagrammar.diagrams import PIPELINES, DiagramError, read_pipeline, to_json
+from diagrammar.diagrams import PIPELINES, Context, DiagramError, read_pipeline, to_json
 
 DTYPES = ("auto", "float32", "float64", "bfloat16", "float16")
 
@@ -126,6 +126,10 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
     else:
         _check_prompt_text(prompt)
     step = _load_pipeline(pipeline_spec)
+    if step.dom != Context or step.cod != Context:
+        _fail(f"pipeline goes {step.dom} -> {step.cod}, but generate needs a decoding step "
+              "that goes Context -> Context (e.g. a drafter inside speculative(...)); see "
+              "`diagrammar pipelines`")
     import torch
 
     from diagrammar.functors.execute import Execute

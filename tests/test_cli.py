@@ -161,3 +161,14 @@ def test_draw_into_a_missing_folder(run, tmp_path):
     (tmp_path / "file").write_text("x")
     result = run("draw", "-o", str(tmp_path / "file" / "p.png"))
     _one_line_failure(result, f"{tmp_path / 'file'} is not a folder")
+
+
+def test_generate_refuses_a_pipeline_that_is_not_a_decoding_step(run, tmp_path):
+    from diagrammar.diagrams import to_json
+
+    path = tmp_path / "drafter.json"
+    path.write_text(to_json(PromptLookup()))
+    result = run("generate", "--model", "/no/model/needed", "--pipeline", str(path),
+                 "--prompt", "x")
+    _one_line_failure(result, "pipeline goes Context -> Context @ Draft",
+                      "needs a decoding step that goes Context -> Context")

@@ -6,10 +6,15 @@ from collections import Counter
 
 import pytest
 
-from diagrammar.diagrams.pregroup import N, S, tokenize
+from diagrammar.diagrams.pregroup import (
+    N,
+    S,
+    object_relative_pronoun,
+    subject_relative_pronoun,
+    tokenize,
+    transitive_verb,
+)
 from diagrammar.qnlp.data import (
-    MC_LABELS,
-    RP_LABELS,
     Dataset,
     Example,
     generate_mc,
@@ -40,7 +45,7 @@ def test_mc_is_deterministic_balanced_and_consistent():
         words = set(tokenize(e.sentence))
         assert words & (FOOD if e.label == 0 else IT)
         assert not words & (IT if e.label == 0 else FOOD)
-    assert mc.labels == MC_LABELS and mc.target_type == S
+    assert mc.target_type == S
     assert all(d.cod == S for d in parse_sentences([e.sentence for e in mc.all_examples()],
                                                    mc_lexicon()))
 
@@ -49,7 +54,7 @@ def test_rp_label_is_decided_by_word_order():
     rp = generate_rp(seed=0)
     assert rp == generate_rp(seed=0)
     assert (len(rp.train), len(rp.dev), len(rp.test)) == (60, 30, 30)
-    assert rp.labels == RP_LABELS and rp.target_type == N
+    assert rp.target_type == N
     for split in rp.splits().values():
         by_words = {}
         for e in split:
@@ -86,4 +91,5 @@ def test_bad_sizes_and_dataset_helpers():
     small = Dataset("T", (Example("a", 0),), (Example("b", 1),), (), ("x", "y"), "s")
     assert [e.sentence for e in small.all_examples()] == ["a", "b"]
     assert set(small.splits()) == {"train", "dev", "test"}
-    assert mc_lexicon().types("prepares") and rp_lexicon().types("that")
+    assert mc_lexicon().types("prepares") == (transitive_verb(),)  # one type for both topics
+    assert rp_lexicon().types("that") == (subject_relative_pronoun(), object_relative_pronoun())

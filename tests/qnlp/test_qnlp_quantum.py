@@ -8,11 +8,11 @@ import pytest
 import sympy
 from discopy.grammar.pregroup import Box, Id, Word
 from discopy.quantum import Ket
-from discopy.quantum.gates import CX, H, Rx
+from discopy.quantum.gates import CX, H, Rx, Ry
 
 from diagrammar.diagrams.pregroup import Lexicon, N, S, parse
 from diagrammar.functors.quantum import IQPAnsatz, QuantumFunctor, Sim14Ansatz, Sim15Ansatz
-from diagrammar.qnlp.circuits import CompiledCircuit, GateOp, compile_circuit
+from diagrammar.qnlp.circuits import compile_circuit
 from diagrammar.qnlp.pennylane_runner import PennyLaneRunner, circuit_probabilities
 
 LEX = Lexicon.from_categories({
@@ -50,7 +50,7 @@ def test_ansatz_parameter_counts_and_unitarity():
         IQPAnsatz().unitary(2, [0.1, 0.2])
     with pytest.raises(ValueError):
         IQPAnsatz(0)
-    assert "n_layers=1" in repr(IQPAnsatz())
+    assert repr(Sim15Ansatz(3)) == "Sim15Ansatz(n_layers=3)"
 
 
 @pytest.mark.parametrize("ansatz", ANSATZE, ids=repr)
@@ -128,8 +128,10 @@ def test_compile_circuit_gates_and_errors():
     assert sym.ops[0].param == (pytest.approx(-4 * np.pi), 0) and sym.symbols == (t,)
     with pytest.raises(ValueError, match="state"):
         compile_circuit(Rx(0.1))
-    c = CompiledCircuit(1, (GateOp("Hadamard", (0,), None),), (), (0,), 1.0, ())
-    assert c.structure() == (1, c.ops, (), (0,))
+    u, v = sympy.Symbol("u"), sympy.Symbol("v")
+    same_shape = compile_circuit(Ket(0) >> Rx(u)), compile_circuit(Ket(0) >> Rx(v))
+    assert same_shape[0].structure() == same_shape[1].structure()  # one QNode for both
+    assert compile_circuit(Ket(0) >> Ry(u)).structure() != same_shape[0].structure()
 
 
 def _runner_circuits():
@@ -152,6 +154,9 @@ def test_runner_batches_by_structure_and_keeps_order():
     assert np.allclose(subset, probs[[3, 0]])
     raw = runner(theta, normalise=False)
     assert np.allclose(raw / raw.sum(axis=1, keepdims=True), probs)
+    assert np.all(raw.sum(axis=1) < 1.0)  # post-selection keeps only part of the mass
+    with pytest.raises(ValueError, match="array library 'torch'"):
+        PennyLaneRunner(compiled, library="torch")
 
 
 def test_parameter_shift_equals_backprop_and_finite_differences():

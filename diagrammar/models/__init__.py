@@ -14,9 +14,14 @@ Traceback (most recent call last):
 diagrammar.models.errors.ModelLoadError: model path /no/such/model does not exist...
 """
 
-from diagrammar.models.errors import ContextTooLongError, ModelError, ModelLoadError
+from diagrammar.models.errors import (
+    ContextTooLongError,
+    GenerationConfigError,
+    ModelError,
+    ModelLoadError,
+)
 from diagrammar.models.hf import HFCausalLM, load_model
 from diagrammar.models.hf_session import TreeSession
 
 __all__ = ["HFCausalLM", "TreeSession", "load_model", "ModelError", "ModelLoadError",
-           "ContextTooLongError"]
+           "ContextTooLongError", "GenerationConfigError"]

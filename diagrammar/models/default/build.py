@@ -194,9 +194,9 @@ def default(
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     path = default_path(size, cache_dir)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=False)
     model.eval()
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(path)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(path, trust_remote_code=False)
     return model, tokenizer
 
 

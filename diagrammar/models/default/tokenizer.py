@@ -144,7 +144,7 @@ def ensure_tokenizer(
                         "train_seconds": round(time.perf_counter() - started, 3),
                     },
                 )
-        return PreTrainedTokenizerFast.from_pretrained(folder), folder
+        return PreTrainedTokenizerFast.from_pretrained(folder, trust_remote_code=False), folder
 
 
 def default_tokenizer(

@@ -1,11 +1,14 @@
 """The semantics: functors that map diagrams to computation and pictures.
 
 This layer is the only bridge between syntax and implementations: it may import
-``diagrams``, ``decoding``, ``models``, ``symbolic``, ``kernels`` (and ``qnlp`` for the
-pregroup functors); nothing below imports it. ``Execute`` maps step boxes to the
-backend-neutral wiring of :mod:`diagrammar.decoding.steps` (the table is
-:mod:`~diagrammar.functors.implementations`); a backend (:mod:`~diagrammar.functors.backends`)
-is a model loader. ``Draw`` maps boxes to coloured drawing boxes.
+``diagrams``, ``decoding``, ``models``, ``symbolic``, ``kernels`` and the QNLP implementation
+modules (circuits, tensor networks); the implementations never import it. Applications on
+top (the QNLP models and training, ``bench``, the command line) may.
+
+``Execute`` maps step boxes to the backend-neutral wiring of :mod:`diagrammar.decoding.steps`
+(the table is :mod:`~diagrammar.functors.implementations`); a backend
+(:mod:`~diagrammar.functors.backends`) is a model loader. ``Draw`` maps boxes to coloured
+drawing boxes.
 
 >>> from diagrammar.diagrams import PromptLookup, speculative
 >>> from diagrammar.functors import Draw
@@ -13,9 +16,14 @@ is a model loader. ``Draw`` maps boxes to coloured drawing boxes.
 ['#9ecae1', '#fdae6b']
 """
 
-from diagrammar.functors.backends import BACKENDS, Backend, backend_registry, register_backend
+from diagrammar.functors.backends import (
+    BACKENDS,
+    Backend,
+    backend_registry,
+    register_backend,
+)
 from diagrammar.functors.draw import Draw
 from diagrammar.functors.execute import CompiledDiagram, Decoder, Execute, ExecuteError, generate
 
-__all__ = ["BACKENDS", "Backend", "backend_registry", "register_backend", "Execute", "ExecuteError", "Decoder",
-           "CompiledDiagram", "Draw", "generate"]
+__all__ = ["BACKENDS", "Backend", "backend_registry", "register_backend", "Execute",
+           "ExecuteError", "Decoder", "CompiledDiagram", "Draw", "generate"]

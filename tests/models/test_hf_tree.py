@@ -170,3 +170,75 @@ def test_lean_session_grows_its_buffer(model_factory):
     assert session.capacity > capacity
     torch.testing.assert_close(scores[-1], _reference_logits(lm.model, prompt + tokens),
                                atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_synchronize_waits_for_the_sessions_device(model_factory, kind, monkeypatch):
+    """On the CPU synchronize() does nothing; on CUDA it waits for the session's device."""
+    lm = _lm(model_factory, kind)
+    session = lm.session([4, 5, 6])
+    session.verify(6, [7], [-1])
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", calls.append)
+    session.synchronize()
+    assert calls == []
+    session.device = torch.device("cuda", 1)
+    session.synchronize()
+    assert calls == [torch.device("cuda", 1)]
+
+
+def test_the_base_session_synchronizes_nothing():
+    from diagrammar.models.session import CachedSession
+
+    assert CachedSession(3).synchronize() is None
+
+
+@pytest.mark.parametrize("kind", ["gpt2-generic", "llama"])
+def test_keep_moves_only_the_accepted_path(model_factory, kind, monkeypatch):
+    """keep() copies the path's entries (when it is not the first branch) into the layers'
+    buffers in place, and nothing at all for the first branch: O(path), never O(context)."""
+    from diagrammar.models.hf_session import GrowingLayer
+
+    lm = _lm(model_factory, kind)
+    moved = []
+    move = GrowingLayer.move
+    monkeypatch.setattr(GrowingLayer, "move", lambda layer, sources, destination: (
+        moved.append((sources.tolist(), destination)), move(layer, sources, destination)))
+    prompt = list(range(4, 44))
+    session = lm.session(prompt)
+    layers = session.cache.layers
+    assert len(layers) == 2 and all(isinstance(layer, GrowingLayer) for layer in layers)
+    buffers = [layer._keys.data_ptr() for layer in layers]
+    session.verify(prompt[-1], [5, 6, 7, 8, 9], [-1, 0, -1, 2, 3])
+    session.keep([0, 1])                                 # the first branch: nothing moves
+    assert moved == []
+    text = prompt + [5, 6, 7]
+    session.verify(7, [5, 6, 7, 8, 9], [-1, 0, -1, 2, 3])
+    session.keep([2, 3])                                 # another branch: its 2 entries move
+    assert moved == [([43 + 2, 43 + 3], 43)] * 2      # one copy per layer, 2 positions
+    assert [layer._keys.data_ptr() for layer in layers] == buffers
+    text += [7, 8, 4]
+    scores = session.verify(4, [], [])
+    torch.testing.assert_close(scores[0], _reference_logits(lm.model, text), atol=1e-9, rtol=0)
+
+
+def test_verify_reads_no_parameters_and_reuses_its_masks(model_factory, monkeypatch):
+    """device and dtype are read once, when the session is made; the tree masks live in
+    buffers that are sliced, not rebuilt, and are clean again after each verify."""
+    lm = _lm(model_factory, "llama")
+    prompt = list(range(4, 30))
+    session = lm.session(prompt)
+    assert (session.device, session.dtype) == (torch.device("cpu"), torch.float64)
+
+    def no_parameters(*args, **kwargs):
+        raise AssertionError("verify() walked the model's parameters")
+
+    monkeypatch.setattr(type(lm.model), "parameters", no_parameters)
+    session.verify(prompt[-1], [5, 6, 7], [-1, -1, 1])
+    (mask,) = session._masks.buffers.values()
+    pointer = mask.data_ptr()
+    for _ in range(6):
+        session.keep([0])
+        session.verify(5, [6, 7, 8], [-1, -1, 1])
+        assert session._masks.buffers["full_attention"].data_ptr() == pointer
+        assert not session._masks.buffers["full_attention"].any()

@@ -4,11 +4,11 @@ Each follows the :class:`~diagrammar.decoding.protocols.Drafter` protocol (``sta
 ``__call__``, ``observe``); :class:`BaseDrafter` gives the no-op hooks.
 
 >>> from diagrammar.decoding.state import DecodeState
->>> drafter = PromptLookupDrafter(num_tokens=3, max_ngram=2)
->>> state = DecodeState(None, [7, 8, 9, 4, 7, 8], prompt_length=6, max_new_tokens=10)
->>> drafter.start(state)
->>> drafter(state).tokens
-[9, 4, 7]
+>>> state = DecodeState(None, [1, 2, 3, 1, 2], prompt_length=5, max_new_tokens=10)
+>>> both = MergeDrafter([NoDraftDrafter(), PromptLookupDrafter(num_tokens=2)])
+>>> both.start(state)
+>>> both(state).paths()
+[[3, 1]]
 """
 
 from diagrammar.decoding.drafters.base import BaseDrafter

@@ -132,7 +132,8 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
               "`diagrammar pipelines`")
     import torch
 
-    from diagrammar.functors.execute import Execute
+    from diagrammar.decoding.steps import DecodingError
+    from diagrammar.functors.execute import Execute, ExecuteError
     from diagrammar.models.errors import ModelError
 
     if threads is not None:
@@ -141,7 +142,7 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
         lm = resolve_model(model_spec, dtype)
         decoder = Execute(lm)(step)
         result = decoder.generate(prompt, max_new_tokens=max_new_tokens)
-    except (ModelError, ValueError) as error:
+    except (ModelError, ValueError, ExecuteError, DecodingError) as error:
         _fail(str(error))
     if as_json:
         click.echo(json.dumps({"pipeline": json.loads(to_json(step)), "text": result.text,

@@ -172,3 +172,11 @@ def test_generate_refuses_a_pipeline_that_is_not_a_decoding_step(run, tmp_path):
                  "--prompt", "x")
     _one_line_failure(result, "pipeline goes Context -> Context @ Draft",
                       "needs a decoding step that goes Context -> Context")
+
+
+def test_generate_refuses_a_step_that_never_commits_in_one_line(run, saved_model_dir):
+    identity = ('{"format": "diagrammar.pipeline", "version": 1, "dom": ["Context"], '
+                '"cod": ["Context"], "layers": []}')
+    result = run("generate", "--model", str(saved_model_dir), "--pipeline", identity,
+                 "--prompt", "def f(x):", "--max-new-tokens", "4")
+    _one_line_failure(result, "no box that commits")

@@ -180,9 +180,14 @@ def draw(pipeline_spec: str, output: Path) -> None:
               help="Where to cache it (default: $DIAGRAMMAR_CACHE or the user cache folder).")
 @click.option("--force", is_flag=True, help="Retrain even if a current model is cached.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_default_command(size: str, cache_dir: Path | None, force: bool, quiet: bool) -> None:
+@click.option("--ship", is_flag=True,
+              help="Then ship it: float16 weights, tokenizer and manifest into the package's "
+                   "diagrammar/models/default/shipped/ (for maintainers).")
+def train_default_command(size: str, cache_dir: Path | None, force: bool, quiet: bool,
+                          ship: bool) -> None:
     """Train (or find cached) the embedded default model on this machine's standard library."""
     from diagrammar.models.default import SIZES, CacheDirError, summary, train_default
+    from diagrammar.models.default.shipped import export_shipped
 
     for name in SIZES if size == "all" else (size,):
         try:
@@ -190,6 +195,8 @@ def train_default_command(size: str, cache_dir: Path | None, force: bool, quiet:
         except CacheDirError as error:
             _fail(str(error))
         click.echo(summary(name, cache_dir, path))
+        if ship:
+            click.echo(f"shipped: {export_shipped(name, path)}")
 
 
 @main.command(name="pipelines")

@@ -79,15 +79,16 @@ def saved_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-# The tiny default model is trained once per cache: in ``$DIAGRAMMAR_CACHE`` when set, else in
-# the user cache directory, exactly where :func:`diagrammar.models.default.default` looks; when
-# it is already cached (and current) it is loaded instead.
+# The tiny default model ships with the package; a current one in the cache (``$DIAGRAMMAR_CACHE``
+# or the user cache directory) comes first, exactly as :func:`diagrammar.models.default.default`
+# decides. Only a checkout without the shipped weights trains it here.
 @pytest.fixture(scope="session")
 def default_tiny_path() -> Path:
-    """Folder of the tiny default model, trained here if it is not cached yet."""
-    from diagrammar.models.default import train_default
+    """Folder of the tiny default model: the cached one when current, else the shipped one
+    (trained here only when neither exists)."""
+    from diagrammar.models.default import model_folder, train_default
 
-    return train_default("tiny", progress=False)
+    return model_folder("tiny") or train_default("tiny", progress=False)
 
 
 @pytest.fixture(scope="session")

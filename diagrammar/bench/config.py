@@ -162,9 +162,9 @@ def load_bench_model(spec: str) -> LoadedModel:
 
     lm = resolve_model(spec)
     if spec.startswith(DEFAULT_PREFIX):
-        from diagrammar.models.default import manifest
+        from diagrammar.models.default import loaded_manifest
 
-        return LoadedModel(spec, lm, manifest(spec[len(DEFAULT_PREFIX):]))
+        return LoadedModel(spec, lm, loaded_manifest(spec[len(DEFAULT_PREFIX):]))
     meta_path = Path(spec).expanduser() / "manifest.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else None
     return LoadedModel(spec, lm, meta)

@@ -30,22 +30,19 @@ DEFAULT_PREFIX = "default:"
 
 
 def resolve_model(spec: str | os.PathLike, dtype: torch.dtype | None = None) -> HFCausalLM:
-    """The model named by ``spec``: ``default:tiny`` / ``default:small`` (trained here on first
-    use), a local Hugging Face model folder, or a Hub id ``org/name`` (see :func:`hub_snapshot`).
+    """The model named by ``spec``: ``default:tiny`` / ``default:small`` (shipped with the
+    package, or trained here on first use), a local Hugging Face model folder, or a Hub id
+    ``org/name`` (see :func:`hub_snapshot`).
     """
     text = os.fspath(spec)
     if text.startswith(DEFAULT_PREFIX):
-        from diagrammar.models.default import SIZES, default, manifest, recipe_hash
+        from diagrammar.models.default import SIZES, default, model_folder
 
         size = text[len(DEFAULT_PREFIX):]
         if size not in SIZES:
             raise ValueError(f"unknown default model size {size!r}; valid sizes: "
                              f"{', '.join(SIZES)}")
-        try:
-            current = manifest(size).get("recipe_hash") == recipe_hash(size)
-        except (FileNotFoundError, ValueError):
-            current = False
-        if not current:
+        if model_folder(size) is None:
             print(f"the default {size} model is not trained (or is stale): training it first "
                   f"(`diagrammar train-default --size {size}` does the same)", file=sys.stderr)
         model, tokenizer = default(size)

@@ -35,10 +35,10 @@ MANIFEST_KEYS = {
 
 def test_manifest_fields_are_present_and_sane(default_tiny_path, default_tiny):
     model, tokenizer = default_tiny
-    m = dm.manifest("tiny")
+    m = dm.loaded_manifest("tiny")
     assert MANIFEST_KEYS <= set(m)
     assert m["size"] == "tiny"
-    assert m["recipe_hash"] == dm.recipe_hash("tiny")
+    assert m["recipe_hash"] == RECIPES["tiny"].hash(m["precision"])  # today's recipe
     assert m["parameters"] == sum(p.numel() for p in model.parameters())
     assert m["config"]["n_layer"] == RECIPES["tiny"].n_layer
     assert m["train_seconds"] <= m["total_seconds"]
@@ -61,7 +61,7 @@ def test_heldout_accuracy_is_well_above_chance(default_tiny):
     _, tokenizer = default_tiny
     ids = dm.encode_documents(tokenizer, list(dm.heldout_sources().values()))
     most_common = collections.Counter(ids.tolist()).most_common(1)[0][1] / len(ids)
-    acc = dm.manifest("tiny")["heldout_accuracy"]
+    acc = dm.loaded_manifest("tiny")["heldout_accuracy"]
     assert acc > 1.5 * most_common, (acc, most_common)
 
 
@@ -91,7 +91,7 @@ def test_context_length_fits_long_prompts(default_tiny):
 def test_default_path_is_a_plain_hugging_face_folder(default_tiny_path, default_tiny):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    assert dm.default_path("tiny") == default_tiny_path
+    assert dm.model_folder("tiny") == default_tiny_path
     model = AutoModelForCausalLM.from_pretrained(default_tiny_path).eval()
     tokenizer = AutoTokenizer.from_pretrained(default_tiny_path)
     ref_model, ref_tok = default_tiny

@@ -55,7 +55,13 @@ def test_short_training_is_deterministic(tmp_path, default_short_cache, default_
     assert not torch.equal(a["transformer.wte.weight"], c["transformer.wte.weight"])
 
 
-def test_short_model_is_stale_for_default(default_short_cache):
+@pytest.fixture
+def nothing_shipped(monkeypatch):
+    """As in a checkout without shipped weights."""
+    monkeypatch.setattr(build, "is_shipped", lambda size, root=None: False)
+
+
+def test_short_model_is_stale_for_default(default_short_cache, nothing_shipped):
     with pytest.raises(FileNotFoundError, match="train-default"):
         dm.default("tiny", cache_dir=default_short_cache, train_if_missing=False)
 
@@ -97,7 +103,7 @@ def test_interrupted_training_leaves_no_partial_folder(tmp_path, default_short_r
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["tokenizer"]
 
 
-def test_unwritable_cache_dir_is_one_clear_error(tmp_path):
+def test_unwritable_cache_dir_is_one_clear_error(tmp_path, nothing_shipped):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with pytest.raises(
@@ -106,8 +112,9 @@ def test_unwritable_cache_dir_is_one_clear_error(tmp_path):
         dm.default("tiny", cache_dir=blocker / "cache", progress=False)
 
 
-def test_missing_model_without_training_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"not trained.*train-default --size tiny"):
+def test_missing_model_without_training_is_a_clear_error(tmp_path, nothing_shipped):
+    with pytest.raises(FileNotFoundError,
+                       match=r"not trained.*none is shipped.*train-default --size tiny"):
         dm.default("tiny", cache_dir=tmp_path, train_if_missing=False)
     with pytest.raises(FileNotFoundError, match="train-default"):
         dm.manifest("small", cache_dir=tmp_path)
@@ -121,15 +128,37 @@ def test_cache_dir_comes_from_the_environment(tmp_path, monkeypatch):
     assert dm.default_path("small") != tmp_path / "default-model" / "small"
 
 
-def test_command_line_reports_the_cached_model(default_tiny_path):
+def _current_cache(tmp_path, default_tiny_path):
+    """A cache holding the tiny model under today's recipe hash (a copy; nothing trains)."""
+    folder = dm.default_path("tiny", tmp_path)
+    shutil.copytree(default_tiny_path, folder)
+    meta = json.loads((folder / "manifest.json").read_text())
+    meta["recipe_hash"] = dm.recipe_hash("tiny")
+    (folder / "manifest.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_command_line_reports_the_cached_model(tmp_path, default_tiny_path):
     from click.testing import CliRunner
 
     from diagrammar.cli import main
 
-    result = CliRunner().invoke(main, ["train-default", "--size", "tiny", "--quiet"])
+    folder = _current_cache(tmp_path, default_tiny_path)
+    result = CliRunner().invoke(main, ["train-default", "--size", "tiny", "--quiet",
+                                       "--cache-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "tiny:" in result.output and "heldout" in result.output
-    assert str(default_tiny_path) in result.output
+    assert str(folder) in result.output
+
+
+def test_a_current_cached_model_comes_before_the_shipped_one(tmp_path, default_tiny_path):
+    from diagrammar.models.default.shipped import is_shipped, shipped_path
+
+    assert dm.model_folder("tiny", tmp_path) == (shipped_path("tiny") if is_shipped("tiny")
+                                                 else None)
+    folder = _current_cache(tmp_path, default_tiny_path)
+    assert dm.model_folder("tiny", tmp_path) == folder
+    assert dm.loaded_manifest("tiny", tmp_path)["recipe_hash"] == dm.recipe_hash("tiny")
 
 
 def test_command_line_rejects_an_unwritable_cache(tmp_path):

@@ -31,7 +31,7 @@ With a trained model (``default("tiny")`` trains on first use, then loads from t
     manifest("tiny")["heldout_accuracy"]
 """
 
-from .build import default, summary, train_default
+from .build import default, loaded_manifest, model_folder, summary, train_default
 from .cache import (
     CACHE_ENV,
     CacheDirError,
@@ -64,6 +64,8 @@ from .tokenizer import default_tokenizer, encode_documents, train_tokenizer
 from .training import fixed_threads, train_model
 
 __all__ = [
+    "loaded_manifest",
+    "model_folder",
     "CACHE_ENV",
     "EOS_TOKEN",
     "HELDOUT_MODULES",

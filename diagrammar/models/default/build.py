@@ -2,17 +2,15 @@
 
 :func:`train_default` runs the whole recipe (corpus, shared tokenizer, training loop, held-out
 scoring) and writes the size's folder atomically with its ``manifest.json``; :func:`default`
-loads that folder, training it first when it is missing or stale (its manifest's recipe hash is
-not today's); :func:`summary` describes it in one line.
+loads the model :func:`model_folder` names (a current cached one, else the shipped one),
+training it first when there is neither; :func:`summary` describes it in one line.
 
-Example (the error when nothing is cached and training is not allowed):
-    >>> import tempfile
+Example (a size that does not exist):
     >>> from diagrammar.models.default.build import default
-    >>> with tempfile.TemporaryDirectory() as cache:
-    ...     default("tiny", cache_dir=cache, train_if_missing=False)
+    >>> default("huge", train_if_missing=False)
     Traceback (most recent call last):
     ...
-    FileNotFoundError: the default model 'tiny' is not trained (or is stale) at ...
+    ValueError: unknown default model size 'huge'; valid sizes: tiny, small
 """
 
 from __future__ import annotations
@@ -42,13 +40,14 @@ from .cache import (
 from .corpus import HELDOUT_MODULES, corpus_digest, heldout_sources, stdlib_dir, training_documents
 from .evaluation import evaluate
 from .recipes import RECIPES, Recipe, check_size, training_precision
+from .shipped import is_shipped, shipped_path
 from .tokenizer import encode_documents, ensure_tokenizer
 from .training import fixed_threads, train_model
 
 if TYPE_CHECKING:
     from transformers import GPT2LMHeadModel, PreTrainedTokenizerFast
 
-__all__ = ["default", "summary", "train_default"]
+__all__ = ["default", "loaded_manifest", "model_folder", "summary", "train_default"]
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
@@ -183,21 +182,61 @@ def default(
         (False, '<|endoftext|>')
     """
     check_size(size)
-    if not is_current(size, cache_dir):
+    path = model_folder(size, cache_dir)
+    if path is None:
         if not train_if_missing:
             path = default_path(size, cache_dir)
             raise FileNotFoundError(
-                f"the default model {size!r} is not trained (or is stale) at {path}; run "
-                f"`diagrammar train-default --size {size}` or pass train_if_missing=True"
+                f"the default model {size!r} is not trained (or is stale) at {path} and none "
+                f"is shipped; run `diagrammar train-default --size {size}` or pass "
+                "train_if_missing=True"
             )
-        train_default(size, cache_dir=cache_dir, progress=progress)
+        path = train_default(size, cache_dir=cache_dir, progress=progress)
+    import torch
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    path = default_path(size, cache_dir)
-    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(path, trust_remote_code=False,
+                                                 dtype=torch.float32)
     model.eval()
     tokenizer = PreTrainedTokenizerFast.from_pretrained(path, trust_remote_code=False)
     return model, tokenizer
+
+
+def loaded_manifest(size: str, cache_dir: str | os.PathLike[str] | None = None) -> dict:
+    """The manifest of the model :func:`default` loads (cached or shipped).
+
+    Raises:
+        FileNotFoundError: when neither a current cached model nor a shipped one exists.
+    """
+    folder = model_folder(size, cache_dir)
+    if folder is None:
+        raise FileNotFoundError(
+            f"the default model {size!r} is neither trained nor shipped; run "
+            f"`diagrammar train-default --size {size}`")
+    return json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+
+
+def model_folder(size: str, cache_dir: str | os.PathLike[str] | None = None) -> Path | None:
+    """The folder :func:`default` loads ``size`` from, or ``None`` when it must train first.
+
+    A model trained locally into the cache comes first when its recipe is today's; else the
+    model shipped inside the package, when it checks out (see
+    :mod:`~diagrammar.models.default.shipped`).
+
+    Example:
+        >>> import tempfile
+        >>> from diagrammar.models.default.shipped import is_shipped, shipped_path
+        >>> with tempfile.TemporaryDirectory() as empty_cache:
+        ...     folder = model_folder("tiny", empty_cache)
+        >>> folder == (shipped_path("tiny") if is_shipped("tiny") else None)
+        True
+    """
+    check_size(size)
+    if is_current(size, cache_dir):
+        return default_path(size, cache_dir)
+    if is_shipped(size):
+        return shipped_path(size)
+    return None
 
 
 def summary(

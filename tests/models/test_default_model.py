@@ -92,7 +92,7 @@ def test_default_path_is_a_plain_hugging_face_folder(default_tiny_path, default_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     assert dm.model_folder("tiny") == default_tiny_path
-    model = AutoModelForCausalLM.from_pretrained(default_tiny_path).eval()
+    model = AutoModelForCausalLM.from_pretrained(default_tiny_path, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(default_tiny_path)
     ref_model, ref_tok = default_tiny
     text = "import os\nprint(os.getcwd())\n"

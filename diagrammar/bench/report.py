@@ -102,6 +102,10 @@ def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return f"{value:{spec}}{suffix}"
 
 
+def _percent(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
 def _method_rows(result: BenchResult, category: str) -> list[str]:
     rows = []
     lossless = {m["name"]: m["lossless"] for m in result.methods}
@@ -111,6 +115,7 @@ def _method_rows(result: BenchResult, category: str) -> list[str]:
         mark = "" if exact is None or exact == 1 or not lossless[method] else " ⚠"
         rows.append(f"| {method} | {_fmt(cell['tokens_per_second'], '.1f')} | "
                     f"{_fmt(cell['speedup'], '.2f', 'x')} | {_fmt(cell['mat'], '.2f')} | "
+                    f"{_fmt(_percent(cell.get('looping')), '.0f', '%')} | "
                     f"{_fmt(None if exact is None else 100 * exact, '.0f', '%')}{mark} |")
     return rows
 
@@ -152,12 +157,14 @@ def to_markdown(result: BenchResult) -> str:
         f"Speedup is the median over prompts of the same-prompt time ratio against "
         f"`{REFERENCE}` (interleaved in one run, wall time including prefill); tokens/s is the "
         "median over prompts; MAT is new tokens per target forward pass (bonus token "
-        f"counted); exact is the share of generations identical to `{REFERENCE}`.",
+        "counted); looping is the share of continuations with more than 30% of their tokens "
+        "in a repeated 8-gram (copy-based drafters accept those easily); exact is the share "
+        f"of generations identical to `{REFERENCE}`.",
         "",
         "## Overall",
         "",
-        "| method | tokens/s | speedup | MAT | exact |",
-        "|---|---:|---:|---:|---:|",
+        "| method | tokens/s | speedup | MAT | looping | exact |",
+        "|---|---:|---:|---:|---:|---:|",
         *_method_rows(result, "overall"),
         "",
         "## By category",
@@ -167,7 +174,8 @@ def to_markdown(result: BenchResult) -> str:
         if category not in result.summary:
             continue
         lines += [f"### {category}: {CATEGORY_TITLES[category]}", "",
-                  "| method | tokens/s | speedup | MAT | exact |", "|---|---:|---:|---:|---:|",
+                  "| method | tokens/s | speedup | MAT | looping | exact |",
+                  "|---|---:|---:|---:|---:|---:|",
                   *_method_rows(result, category), ""]
     lines += ["## Targets", ""]
     for target in targets(result):

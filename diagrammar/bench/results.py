@@ -22,6 +22,7 @@ from typing import Any
 
 from diagrammar.bench.config import REFERENCE
 from diagrammar.bench.exactness import Divergence
+from diagrammar.bench.looping import LOOP_THRESHOLD
 from diagrammar.bench.prompts import CATEGORIES, Prompt
 
 __all__ = ["BenchResult", "Run", "summarize", "timing_breakdown"]
@@ -42,6 +43,8 @@ class Run:
         exact: whether the tokens equal the reference's (``None`` until checked).
         divergence: where they first differ, when they do.
         stats: our decode statistics (``None`` for Hugging Face methods).
+        repeated: share of the new tokens inside a repeated 8-gram (see
+            :mod:`~diagrammar.bench.looping`); ``None`` when not measured.
     """
 
     method: str
@@ -54,6 +57,7 @@ class Run:
     exact: bool | None = None
     divergence: Divergence | None = None
     stats: dict[str, Any] | None = None
+    repeated: float | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -123,7 +127,9 @@ def summarize(runs: Sequence[Run], methods: Sequence[str],
     Returns:
         Per category (and ``"overall"``) and method: ``runs``, median ``tokens_per_second``,
         median same-prompt ``speedup`` against ``hf/greedy``, ``mat`` (new tokens / steps
-        over all its runs) and ``exact`` (share of runs identical to ``hf/greedy``).
+        over all its runs), ``exact`` (share of runs identical to ``hf/greedy``) and
+        ``looping`` (share of its continuations that loop, see
+        :mod:`~diagrammar.bench.looping`).
         Figures without runs are ``None``.
 
     Example:
@@ -144,12 +150,15 @@ def summarize(runs: Sequence[Run], methods: Sequence[str],
                       if r.prompt in reference and r.seconds > 0]
             steps = sum(r.steps for r in mine)
             checked = [r.exact for r in mine if r.exact is not None]
+            repeated = [r.repeated for r in mine if r.repeated is not None]
             table[category][method] = {
                 "runs": len(mine),
                 "tokens_per_second": _median([r.tokens_per_second for r in mine]),
                 "speedup": _median(ratios),
                 "mat": sum(r.new_tokens for r in mine) / steps if steps else None,
                 "exact": sum(checked) / len(checked) if checked else None,
+                "looping": (sum(f > LOOP_THRESHOLD for f in repeated) / len(repeated)
+                            if repeated else None),
             }
     return table
 

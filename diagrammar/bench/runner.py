@@ -29,6 +29,7 @@ from typing import Any
 from diagrammar.bench.config import REFERENCE, BenchConfig, default_assistant, load_bench_model
 from diagrammar.bench.cost_curve import measure_cost_curve
 from diagrammar.bench.exactness import compare, logit_margin
+from diagrammar.bench.looping import repeated_ngram_fraction
 from diagrammar.bench.methods import build_methods
 from diagrammar.bench.prompts import CATEGORIES, Prompt, build_prompts
 from diagrammar.bench.results import BenchResult, Run, summarize, timing_breakdown
@@ -153,7 +154,8 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
             seconds = time.perf_counter() - began
             tokens_of[method.name] = tokens
             results[method.name] = Run(method.name, prompt.id, prompt.category, len(ids),
-                                       len(tokens), seconds, steps, stats=stats)
+                                       len(tokens), seconds, steps, stats=stats,
+                                       repeated=repeated_ngram_fraction(tokens))
             bar.update()
         reference = tokens_of[REFERENCE]
 

@@ -70,7 +70,7 @@ def test_reports_are_written_and_non_empty(tmp_path):
     assert len(data["runs"]) == 8 * len(METHODS) and len(data["prompts"]) == 8
     assert data["bugs"] == []
     text = paths["markdown"].read_text()
-    for needle in ("| method | tokens/s | speedup | MAT | exact |", "Linux-x", "2 CPUs",
+    for needle in ("| method | tokens/s | speedup | MAT | looping | exact |", "Linux-x", "2 CPUs",
                    "default:tiny", "torch 2.13", "transformers 5.24", "| ours/prompt-lookup |",
                    "t(n)/t(1)", "2026-01-01", "### retrieval", "| drafter |"):
         assert needle in text, needle

@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.diagrammar-installed
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean wheel-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,5 +25,18 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
+# Build the wheel, install it into a fresh virtual environment (outside the checkout) and run
+# the tiny demo from there: the shipped weights must be inside the wheel.
+WHEEL_VENV ?= /tmp/diagrammar-wheel-venv
+wheel-check: $(STAMP)
+	rm -rf dist $(WHEEL_VENV)
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w dist .
+	$(PY) -m zipfile -l dist/diagrammar-*.whl | grep -q 'diagrammar/models/default/shipped/tiny/model.safetensors'
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(WHEEL_VENV)/bin/python -m pip install -q dist/diagrammar-*.whl
+	cd /tmp && $(WHEEL_VENV)/bin/python -c "import diagrammar, sys; sys.exit('diagrammar imported from the checkout' if '$(CURDIR)' in diagrammar.__file__ else 0)"
+	cd /tmp && $(WHEEL_VENV)/bin/python $(CURDIR)/examples/demo.py --tiny --out /tmp/diagrammar-wheel-demo
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -53,9 +53,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     spec = args.model or ("default:tiny" if args.tiny else "default:small")
-    print(f"model: {spec} (trained on first use; this can take a while)")
+    if spec.startswith("default:"):
+        from diagrammar.models.default import model_folder
+
+        ready = model_folder(spec.removeprefix("default:")) is not None
+        print(f"model: {spec}" + ("" if ready else " (not shipped or cached: training it "
+                                                      "first, about 17 minutes for small)"))
+    else:
+        print(f"model: {spec}")
     lm = load_bench_model(spec).lm
     step = speculative(PromptLookup())
+    args.out.mkdir(parents=True, exist_ok=True)
     picture = Draw()(step, args.out / "demo_pipeline.png")
     print(f"pipeline: {' >> '.join(box.name for box in step.boxes)}  (drawn to {picture})\n")
 

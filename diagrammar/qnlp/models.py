@@ -212,6 +212,19 @@ class TensorModel:
         except KeyError as err:
             raise KeyError(f"sentence {err.args[0]!r} was not given to the model") from None
 
+    def param_keys(self, sentences: Sequence[str]) -> set[str]:
+        """The keys of the parameters that the networks of ``sentences`` use.
+
+        The others get no gradient from a loss on these sentences (Torch leaves their
+        ``grad`` at ``None``; JAX returns zeros, which :class:`~diagrammar.qnlp.optim.Adam`
+        must not be given as gradients).
+
+        Raises:
+            KeyError: a sentence was not given to the model.
+        """
+        return {op.key for i in self._indices(sentences) for op in self.networks[i].operands
+                if op.kind == "param"}
+
     def outputs(self, sentences: Sequence[str], params: Mapping[str, Any] | None = None):
         """Raw contracted output vectors, shape ``(len(sentences), dim)``.
 

@@ -81,6 +81,11 @@ class SPSA:
 class Adam:
     """Adam (Kingma and Ba 2015) on a dictionary of NumPy or JAX arrays.
 
+    Matches ``torch.optim.Adam`` (and, for the skipping rule, ``torch.optim.AdamW``): a
+    parameter with no gradient in a step (its key missing from ``grads``, or ``None``) is
+    left exactly as it is: no weight decay, no moment update, and its own step count (used
+    for the bias correction) does not advance.  A zero gradient is still a gradient.
+
     Args:
         lr: learning rate.
         betas: decay rates of the first and second moment estimates.
@@ -88,28 +93,32 @@ class Adam:
         weight_decay: L2 penalty added to the gradient, as ``torch.optim.Adam`` does.
 
     >>> import numpy as np
-    >>> opt = Adam(lr=0.1)
-    >>> params = {"w": np.array([3.0])}
+    >>> opt = Adam(lr=0.1, weight_decay=0.1)
+    >>> params = {"w": np.array([3.0]), "unused": np.array([1.0])}
     >>> for _ in range(300):
     ...     params = opt.step(params, {"w": 2 * params["w"]})
-    >>> bool(abs(params["w"][0]) < 0.05)
-    True
+    >>> bool(abs(params["w"][0]) < 0.05), params["unused"], opt.steps
+    (True, array([1.]), {'w': 300})
     """
 
     def __init__(self, lr: float = 0.01, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         self.lr, self.betas, self.eps = lr, betas, eps
         self.weight_decay = weight_decay
-        self.t = 0
+        self.t = 0  # calls of step()
+        self.steps: dict[str, int] = {}  # updates of each key (torch's per-parameter "step")
         self.m: dict[str, Any] = {}
         self.v: dict[str, Any] = {}
 
-    def step(self, params: Mapping[str, Any], grads: Mapping[str, Any]) -> dict[str, Any]:
+    def step(self, params: Mapping[str, Any],
+             grads: Mapping[str, Any | None]) -> dict[str, Any]:
         """One update.
 
         Args:
             params: the parameters, by key.
-            grads: the gradient of the loss for every key of ``params``.
+            grads: the gradient of the loss by key.  A key that is missing or maps to
+                ``None`` has no gradient in this step, as a Torch parameter whose ``grad``
+                is ``None``: it is returned unchanged and its optimiser state is kept.
 
         Returns:
             The updated parameters (the arrays given are not modified in place).
@@ -118,13 +127,17 @@ class Adam:
         b1, b2 = self.betas
         out = {}
         for key, value in params.items():
-            g = grads[key]
+            g = grads.get(key)
+            if g is None:
+                out[key] = value
+                continue
+            t = self.steps[key] = self.steps.get(key, 0) + 1
             if self.weight_decay:
                 g = g + self.weight_decay * value  # L2 penalty, as torch.optim.Adam does
             m = b1 * self.m.get(key, 0.0 * g) + (1 - b1) * g
             v = b2 * self.v.get(key, 0.0 * g) + (1 - b2) * g * g
             self.m[key], self.v[key] = m, v
-            m_hat = m / (1 - b1 ** self.t)
-            v_hat = v / (1 - b2 ** self.t)
+            m_hat = m / (1 - b1 ** t)
+            v_hat = v / (1 - b2 ** t)
             out[key] = value - self.lr * m_hat / ((v_hat ** 0.5) + self.eps)
         return out

@@ -120,6 +120,9 @@ def train_tensor(model: TensorModel, data: Dataset, epochs: int = 200, lr: float
                  name: str = "tensor") -> TrainResult:
     """Train the word tensors with Adam (``torch.optim.Adam`` or :class:`Adam` for JAX).
 
+    Words that no training sentence uses get no gradient and are left untouched (no weight
+    decay either), in both libraries, so Torch and JAX follow the same recipe.
+
     Args:
         model: the tensor model; its ``params`` end as the best parameters.
         data: the splits; the model must know all their sentences.
@@ -167,6 +170,10 @@ def train_tensor(model: TensorModel, data: Dataset, epochs: int = 200, lr: float
 
         adam = Adam(lr=lr, weight_decay=weight_decay)
         value_and_grad = jax.jit(jax.value_and_grad(lambda p: model.loss(xs, ys, p)))
+        # JAX gives zeros for the words no training sentence uses; Torch leaves their grad
+        # at None and skips them.  Only the used keys are passed, so Adam skips the rest too
+        # (no decay, no moment update) and both libraries follow the same recipe.
+        trained = model.param_keys(xs)
         dev_fn = jax.jit(lambda p: model.loss(dx, dy, p))
 
         def snapshot():
@@ -174,7 +181,7 @@ def train_tensor(model: TensorModel, data: Dataset, epochs: int = 200, lr: float
 
         def train_step() -> float:
             loss, grads = value_and_grad(model.params)
-            model.params = adam.step(model.params, grads)
+            model.params = adam.step(model.params, {k: grads[k] for k in trained})
             return float(loss)
 
         def dev_loss() -> float:

@@ -21,6 +21,8 @@ Application modules, which may also import :mod:`diagrammar.diagrams` and
 :mod:`diagrammar.functors`:
 
 - :mod:`diagrammar.qnlp.data`: the MC and RP data sets, generated deterministically.
+- :mod:`diagrammar.qnlp.lambeq_data`: lambeq's published MC and RP files, read as they
+  are.
 - :mod:`diagrammar.qnlp.models`: quantum (PennyLane) and tensor (Torch/JAX) models.
 - :mod:`diagrammar.qnlp.optim`: SPSA and Adam.
 - :mod:`diagrammar.qnlp.train`: training loops with progress bars.

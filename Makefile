@@ -22,8 +22,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The tests, then the wheel (shipped weights inside) installed into a fresh venv, running the
+# tiny demo from there: what CI runs.
 test: lint
 	$(PY) -m pytest -q
+	$(MAKE) wheel-check
 
 # Build the wheel, install it into a fresh virtual environment (outside the checkout) and run
 # the tiny demo from there: the shipped weights must be inside the wheel.

@@ -97,7 +97,7 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
     Enforces the contract drafters may break: nodes deeper than the budget left are pruned
     (they could never be committed), and token ids outside the vocabulary are an error.
     """
-    if len(tree) and tree.depth() > state.draft_budget:
+    if len(tree) > state.draft_budget and tree.depth() > state.draft_budget:
         tree = tree.prune(state.draft_budget)
     if state.vocab_size is not None and tree.tokens and not (
             0 <= min(tree.tokens) and max(tree.tokens) < state.vocab_size):

@@ -72,7 +72,8 @@ class CompiledDiagram:
         for name in self.box_seconds:
             self.box_seconds[name] = 0.0
         session = getattr(values[0], "session", None) if values else None
-        self._synchronize = getattr(session, "synchronize", None)
+        on_cpu = getattr(getattr(session, "device", None), "type", None) == "cpu"
+        self._synchronize = None if on_cpu else getattr(session, "synchronize", None)
         for _, implementation, _, _ in self.layers:
             start = getattr(implementation, "start", None)
             if start is not None:

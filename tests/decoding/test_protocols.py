@@ -148,3 +148,33 @@ def test_decoding_and_diagrams_import_no_tensor_library():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout
     assert out.strip() == "[]"
+
+
+def test_box_timing_synchronises_an_accelerator_session_after_every_box():
+    from types import SimpleNamespace
+
+    from diagrammar.diagrams import PromptLookup, speculative
+    from diagrammar.functors.backends import Backend, backend_registry, register_backend
+    from diagrammar.functors.execute import Execute
+
+    synced = []
+
+    class OnDevice(FakeModel):
+        def __init__(self, device_type):
+            self.device_type = device_type
+
+        def session(self, prompt_ids):
+            session = FakeSession(prompt_ids)
+            session.device = SimpleNamespace(type=self.device_type)
+            session.synchronize = lambda: synced.append(1)
+            return session
+
+    with backend_registry():
+        register_backend(Backend("fake", load_model=lambda model: model))
+        for device_type, per_box in (("cuda", True), ("cpu", False)):
+            synced.clear()
+            decoder = Execute(OnDevice(device_type), backend="fake")(
+                speculative(PromptLookup()))
+            steps = decoder.generate([1, 2], 3).stats.steps
+            # once after the prefill, then after each of the step's four boxes on a device
+            assert len(synced) == 1 + (4 * steps if per_box else 0)

@@ -8,9 +8,6 @@ from diagrammar.diagrams import (
     BOX_CLASSES,
     Accept,
     Commit,
-    Context,
-    Drafter,
-    GreedyAccept,
     Merge,
     NoDraft,
     PipelineFormatError,
@@ -81,7 +78,6 @@ def test_abstract_roles_are_refused_by_the_reader():
     for name, concrete in (("Accept", "GreedyAccept"), ("Drafter", "NoDraft")):
         with pytest.raises(PipelineFormatError, match=f"box '{name}' is abstract.*{concrete}"):
             box_from_json({"box": name})
-    assert issubclass(GreedyAccept, Accept) and issubclass(NoDraft, Drafter)
 
 
 def test_nested_merges_flatten_and_deep_json_is_one_clear_error():
@@ -109,4 +105,3 @@ def test_every_hyper_parameter_is_in_the_spec():
 
     implementation = set(inspect.signature(PromptLookupDrafter).parameters)
     assert implementation == set(PromptLookup().spec)
-    assert Context == PromptLookup().dom

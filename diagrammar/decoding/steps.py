@@ -31,6 +31,7 @@ from typing import Any
 
 from diagrammar.decoding.acceptance import greedy_accept
 from diagrammar.decoding.commit import commit
+from diagrammar.decoding.drafters.base import learns
 from diagrammar.decoding.state import Acceptance, DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree
 
@@ -42,8 +43,8 @@ class DecodingError(RuntimeError):
 class DrafterStep:
     """Wires a drafter ``state -> DraftTree`` as ``Context -> Context @ Draft``.
 
-    ``start`` prepares the drafter and, when it has ``observe``, registers it to receive every
-    verification pass.
+    ``start`` prepares the drafter and, when it learns (its ``observe`` does something),
+    registers it to receive every verification pass.
 
     Args:
         drafter: a :class:`~diagrammar.decoding.protocols.Drafter` (or any callable
@@ -59,7 +60,7 @@ class DrafterStep:
         start = getattr(self.drafter, "start", None)
         if start is not None:
             start(state)
-        if getattr(self.drafter, "observe", None) is not None:
+        if learns(self.drafter):
             state.observers.append(self.drafter)
 
     def __call__(self, state: DecodeState) -> tuple[DecodeState, DraftTree]:
@@ -106,7 +107,8 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
                             f"vocabulary of {state.vocab_size}")
     root = state.tokens[-1]
     scores = state.session.verify(root, tree.tokens, tree.parents)
-    state.verification = Verification(root, tree, scores)
+    if state.observers:                       # only drafters that learn need the record
+        state.verification = Verification(root, tree, scores)
     return state, tree, scores
 
 

@@ -178,3 +178,15 @@ def test_box_timing_synchronises_an_accelerator_session_after_every_box():
             steps = decoder.generate([1, 2], 3).stats.steps
             # once after the prefill, then after each of the step's four boxes on a device
             assert len(synced) == 1 + (4 * steps if per_box else 0)
+
+
+def test_only_drafters_that_learn_are_handed_the_verification_passes():
+    from diagrammar.decoding.drafters.base import learns
+    from diagrammar.decoding.state import DecodeState
+
+    assert not learns(PromptLookupDrafter()) and not learns(NoDraftDrafter())
+    assert learns(Counting()) and learns(MergeDrafter([NoDraftDrafter(), Counting()]))
+    assert not learns(MergeDrafter([NoDraftDrafter(), PromptLookupDrafter()]))
+    state = DecodeState(None, [1, 2], 2, 4)
+    DrafterStep(PromptLookupDrafter()).start(state)
+    assert state.observers == []

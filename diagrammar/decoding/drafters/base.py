@@ -30,5 +30,17 @@ class BaseDrafter:
     def observe(self, state: DecodeState, verification: Verification) -> None:
         """Learns from a verification pass; nothing to learn here."""
 
+    def learns(self) -> bool:
+        """Whether :meth:`observe` does anything (a subclass overrides it): only then is the
+        drafter handed the verification passes."""
+        return type(self).observe is not BaseDrafter.observe
 
-__all__ = ["BaseDrafter", "DraftTree"]
+
+def learns(drafter: object) -> bool:
+    """Whether ``drafter`` wants the verification passes: its ``learns()`` when it has one,
+    else whether it has an ``observe`` hook at all."""
+    method = getattr(drafter, "learns", None)
+    return bool(method()) if callable(method) else hasattr(drafter, "observe")
+
+
+__all__ = ["BaseDrafter", "DraftTree", "learns"]

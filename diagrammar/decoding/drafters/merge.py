@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from diagrammar.decoding.drafters.base import BaseDrafter
+from diagrammar.decoding.drafters.base import BaseDrafter, learns
 from diagrammar.decoding.state import DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree
 
@@ -44,6 +44,9 @@ class MergeDrafter(BaseDrafter):
         for tree in trees[1:]:
             merged.union(tree)
         return merged
+
+    def learns(self) -> bool:
+        return any(learns(drafter) for drafter in self.drafters)
 
     def observe(self, state: DecodeState, verification: Verification) -> None:
         for drafter in self.drafters:

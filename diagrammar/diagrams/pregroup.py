@@ -38,6 +38,7 @@ __all__ = [
     "intransitive_verb",
     "object_relative_pronoun",
     "parse",
+    "parse_typed",
     "parses",
     "reduce",
     "sentence_words",
@@ -335,6 +336,35 @@ def parse(sentence: str | Sequence[str], lexicon: Lexicon, target: Ty = S) -> Di
         return diagram
     text = sentence if isinstance(sentence, str) else " ".join(sentence)
     raise ParseError(f"no pregroup reduction of {text!r} to type {target}")
+
+
+def parse_typed(words: Sequence[str], types: Sequence[Ty], target: Ty = S) -> Diagram:
+    """Parse words whose pregroup types are already chosen (one type per word).
+
+    This is :func:`parse` for a caller that picks the types itself, e.g. a part-of-speech
+    tagger that ranks its candidate tag sequences; a word may then occur twice with two
+    types, which one :class:`Lexicon` entry could not say.
+
+    Args:
+        words: the word tokens.
+        types: one pregroup type per word.
+        target: the type the sentence must reduce to.
+
+    Raises:
+        ValueError: not one type per word.
+        ParseError: the types do not reduce to ``target``.
+
+    >>> parse_typed(["man", "runs"], [N, N.r @ S]).cod == S
+    True
+    """
+    if len(words) != len(types) or not words:
+        raise ValueError(f"need one type per word, got {len(words)} words and "
+                         f"{len(types)} types")
+    reduction = reduce(list(types), target)
+    if reduction is None:
+        shown = " ".join(f"{w}:{t}" for w, t in zip(words, types, strict=True))
+        raise ParseError(f"no pregroup reduction of {shown!r} to type {target}")
+    return _diagram([Word(w, t) for w, t in zip(words, types, strict=True)], reduction)
 
 
 def sentence_words(diagram: Diagram) -> list[Word]:

@@ -98,9 +98,16 @@ class QuantumModel:
         diagrams: their pregroup diagrams, one per sentence.
         functor: the quantum functor that turns them into circuits.
         seed: seed of the initial parameters (uniform in ``[0, 1)`` turns).
+        library: ``"numpy"`` (no gradients: SPSA) or ``"jax"``: the circuits are then
+            simulated differentiably (PennyLane's ``diff_method``, ``"backprop"`` by
+            default), so exact gradients train them
+            (:func:`~diagrammar.qnlp.train.train_quantum_adam`).
+        diff_method: PennyLane's differentiation method for ``library="jax"``:
+            ``"backprop"`` or ``"parameter-shift"`` (the same gradient, as hardware would
+            estimate it, much slower to simulate).
 
     Raises:
-        ValueError: not one diagram per sentence.
+        ValueError: not one diagram per sentence, or an unknown library.
 
     >>> from diagrammar.qnlp.data import mc_lexicon
     >>> from diagrammar.functors.quantum import IQPAnsatz
@@ -111,21 +118,28 @@ class QuantumModel:
     """
 
     def __init__(self, sentences: Sequence[str], diagrams: Sequence[Diagram],
-                 functor: QuantumFunctor, seed: int = 0) -> None:
+                 functor: QuantumFunctor, seed: int = 0, library: ArrayLibrary = "numpy",
+                 diff_method: str = "backprop") -> None:
         if len(sentences) != len(diagrams):
             raise ValueError("need one diagram per sentence")
+        if library not in ("numpy", "jax"):
+            raise ValueError(f"library must be 'numpy' or 'jax', got {library!r}")
         self.sentences = list(sentences)
         self.index = {s: i for i, s in enumerate(self.sentences)}
         self.functor = functor
         self.circuits = [functor(d) for d in diagrams]
-        self.runner = PennyLaneRunner([compile_circuit(c) for c in self.circuits])
+        self.runner = PennyLaneRunner([compile_circuit(c) for c in self.circuits],
+                                      library=library,
+                                      diff_method=diff_method if library == "jax" else None)
         self.theta = self.runner.random_parameters(seed)
 
     @classmethod
     def from_sentences(cls, sentences: Sequence[str], lexicon: Lexicon, functor: QuantumFunctor,
-                       target: Ty = S, seed: int = 0) -> QuantumModel:
+                       target: Ty = S, seed: int = 0,
+                       library: ArrayLibrary = "numpy") -> QuantumModel:
         """Parse, then build the model."""
-        return cls(sentences, parse_sentences(sentences, lexicon, target), functor, seed)
+        return cls(sentences, parse_sentences(sentences, lexicon, target), functor, seed,
+                   library)
 
     def _indices(self, sentences: Sequence[str]) -> list[int]:
         try:

@@ -1,7 +1,7 @@
 """The diagrammar demo: a speculative decoder, composed from boxes, on a real model.
 
-1. trains (first run) or loads the embedded default model — a GPT-2 trained by this project on
-   this machine's Python standard library (``small``; ``--tiny`` for a quick look);
+1. loads the embedded default model — a GPT-2 trained by this project on Python source, shipped
+   inside the package (``small``; ``--tiny`` for a quick look);
 2. composes a speculative pipeline and saves its drawing as PNG;
 3. decodes held-out prompts (modules the model never saw), printing each continuation;
 4. shows that the output is identical to greedy decoding (ours and Hugging Face's), and the
@@ -58,7 +58,7 @@ def main() -> None:
 
         ready = model_folder(spec.removeprefix("default:")) is not None
         print(f"model: {spec}" + ("" if ready else " (not shipped or cached: training it "
-                                                      "first, about 17 minutes for small)"))
+                                                      "first, about an hour for small)"))
     else:
         print(f"model: {spec}")
     lm = load_bench_model(spec).lm

@@ -30,6 +30,25 @@ def test_the_tiny_model_is_shipped_and_loads_without_training(tmp_path):
     assert not any(tmp_path.iterdir())                 # nothing was trained or written
 
 
+def test_the_small_model_is_shipped_with_its_scores_and_within_the_size_budget(tmp_path):
+    assert is_shipped("small")
+    meta = shipped_manifest("small")
+    assert meta["recipe_hash"] == dm.RECIPES["small"].hash(meta["precision"])
+    for key in ("corpus_digest", "corpus_packages", "train_seconds", "date", "heldout_loss"):
+        assert meta[key], key
+    assert meta["heldout_accuracy"] > 0.3             # the stronger recipe's model
+    assert meta["train_tokens_seen"] == dm.RECIPES["small"].steps * 2048
+    total = sum(p.stat().st_size for size in ("tiny", "small")
+                for p in shipped_path(size).iterdir())
+    assert total <= 25_000_000                          # the package-data budget
+    model, tokenizer = dm.default("small", cache_dir=tmp_path, train_if_missing=False)
+    assert sum(p.numel() for p in model.parameters()) == meta["parameters"]
+    assert not any(tmp_path.iterdir())
+    # One tokenizer for both sizes, so either drafts for the other.
+    tiny = (shipped_path("tiny") / "tokenizer.json").read_bytes()
+    assert (shipped_path("small") / "tokenizer.json").read_bytes() == tiny
+
+
 def _copy_shipped(tmp_path):
     root = tmp_path / "shipped"
     shutil.copytree(shipped_path("tiny"), root / "tiny")

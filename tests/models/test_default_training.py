@@ -30,6 +30,23 @@ def test_short_training_writes_a_complete_folder(default_short_cache, default_sh
     assert _leftovers(dm.cache_root(default_short_cache)) == []
 
 
+def test_a_recipe_with_packages_trains_on_them_and_records_them(tmp_path,
+                                                               default_short_recipe):
+    recipe = dataclasses.replace(default_short_recipe, packages=("tqdm",), stdlib_repeats=2)
+    assert recipe.hash("fp32") != default_short_recipe.hash("fp32")
+    dm.train_default("tiny", cache_dir=tmp_path, recipe=recipe, progress=False)
+    m = dm.manifest("tiny", tmp_path)
+    stdlib = dm.training_documents()
+    tqdm_files = len(dm.package_documents("tqdm"))
+    assert m["train_files"] == 2 * len(stdlib) + tqdm_files
+    assert m["corpus_packages"]["tqdm"]
+    assert m["corpus_digest"] == dm.corpus_digest(dm.stream_documents(("tqdm",), 2))
+    # The shared tokenizer is still the standard library's: every size can draft for another.
+    tok = json.loads((dm.cache_root(tmp_path) / "tokenizer" / "tokenizer_manifest.json")
+                     .read_text())
+    assert tok["corpus_digest"] == dm.corpus_digest(stdlib)
+
+
 def test_short_training_is_deterministic(tmp_path, default_short_cache, default_short_recipe):
     first = dm.default_path("tiny", default_short_cache)
     again = dm.train_default(

@@ -1,9 +1,11 @@
-"""The embedded default model: a small GPT-2 trained by the project on the Python standard library.
+"""The embedded default model: small GPT-2 models trained by the project on Python source.
 
-diagrammar cannot download a model, so it trains its own, on the machine it runs on: a
+diagrammar cannot download a model, so it trains its own with a recorded recipe: a
 byte-level BPE tokenizer and GPT-2 models of two sizes, ``tiny`` (1.05 M parameters, under
-2 minutes; tests, CI, drafting) and ``small`` (4.5 M parameters, about 17 minutes on 2 cores;
-demo and benchmarks), on the running interpreter's standard library minus held-out modules.
+2 minutes; tests, CI, drafting) and ``small`` (4.5 M parameters, about an hour on 2 cores;
+demo and benchmarks), on the running interpreter's standard library minus held-out modules
+(and, for ``small``, the source of a few installed packages).  Both ship inside the package
+(float16), so nothing trains unless a user retrains locally.
 Training is deterministic; results are cached (``$DIAGRAMMAR_CACHE`` or the user cache), each
 size's folder a plain Hugging Face model path.  Command line: ``diagrammar train-default``.
 
@@ -46,7 +48,11 @@ from .corpus import (
     corpus_digest,
     heldout_sources,
     module_name,
+    package_dir,
+    package_documents,
+    shares_heldout_lines,
     stdlib_dir,
+    stream_documents,
     training_documents,
 )
 from .evaluation import EvalResult, evaluate
@@ -89,6 +95,8 @@ __all__ = [
     "heldout_sources",
     "manifest",
     "module_name",
+    "package_dir",
+    "package_documents",
     "recipe_hash",
     "stdlib_dir",
     "summary",
@@ -96,5 +104,7 @@ __all__ = [
     "train_default",
     "train_model",
     "train_tokenizer",
+    "shares_heldout_lines",
+    "stream_documents",
     "training_documents",
 ]

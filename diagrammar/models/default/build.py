@@ -37,7 +37,14 @@ from .cache import (
     manifest,
     write_json,
 )
-from .corpus import HELDOUT_MODULES, corpus_digest, heldout_sources, stdlib_dir, training_documents
+from .corpus import (
+    HELDOUT_MODULES,
+    corpus_digest,
+    heldout_sources,
+    stdlib_dir,
+    stream_documents,
+    training_documents,
+)
 from .evaluation import evaluate
 from .recipes import RECIPES, Recipe, check_size, training_precision
 from .shipped import is_shipped, shipped_path
@@ -96,10 +103,13 @@ def train_default(
         if not force and is_current(size, cache_dir) and recipe is None:
             return final
         started = time.perf_counter()
-        docs = training_documents()
+        stdlib_docs = training_documents()
+        tokenizer, tok_folder = ensure_tokenizer(
+            root, stdlib_docs, corpus_digest(stdlib_docs), progress
+        )
+        docs = stream_documents(rec.packages, rec.stdlib_repeats)
         digest = corpus_digest(docs)
         heldout = heldout_sources()
-        tokenizer, tok_folder = ensure_tokenizer(root, docs, digest, progress)
         train_ids = encode_documents(tokenizer, [d.text for d in docs])
         held_ids = {name: encode_documents(tokenizer, [text]) for name, text in heldout.items()}
         model, facts = train_model(
@@ -131,6 +141,7 @@ def train_default(
             "train_tokens_in_corpus": facts["train_tokens_in_corpus"],
             "train_files": len(docs),
             "corpus_digest": digest,
+            "corpus_packages": {name: _version(name) for name in rec.packages},
             "stdlib_dir": str(stdlib_dir()),
             "precision": facts["precision"],
             "threads": facts["threads"],
@@ -150,6 +161,15 @@ def train_default(
                 shutil.copy2(tok_folder / name, tmp / name)
             write_json(tmp / MANIFEST, meta)
     return final
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def default(

@@ -1,9 +1,12 @@
-"""The training corpus of the embedded default model: the Python standard library.
+"""The training corpus of the embedded default model: the Python standard library, and more.
 
-The default model (:mod:`diagrammar.models.default`) is trained on the pure-Python source of the
-standard library of the interpreter it runs on, minus a fixed set of **held-out modules** that it
-never sees.  Those held-out modules are real, mid-sized, docstring-rich code, and they are what
-held-out loss/accuracy, benchmarks and demos use as prompts.
+The default model (:mod:`diagrammar.models.default`) is trained on the pure-Python source of
+the standard library of the interpreter it runs on, minus a fixed set of **held-out modules**
+that it never sees; a recipe may add the Python source of installed packages
+(:func:`package_documents`: ``small`` adds numpy, matplotlib, torch and a few more of the
+project's own dependencies, whose files sharing lines with a held-out module are dropped).
+Those held-out modules are real, mid-sized, docstring-rich code, and they are what held-out
+loss/accuracy, benchmarks and demos use as prompts.
 
 What is left out of training, and why:
 
@@ -38,7 +41,11 @@ __all__ = [
     "corpus_digest",
     "heldout_sources",
     "module_name",
+    "package_dir",
+    "package_documents",
+    "shares_heldout_lines",
     "stdlib_dir",
+    "stream_documents",
     "training_documents",
 ]
 
@@ -69,6 +76,17 @@ _EXCLUDED_DIRS = frozenset(
         "pydoc_data",
     }
 )
+
+#: Folders left out of an installed package: test suites and test helpers (``torch.testing``
+#: is mostly generated test tables), vendored third-party code, and build debris.
+_PACKAGE_EXCLUDED_DIRS = frozenset(
+    {"test", "tests", "testing", "_vendor", "vendor", "__pycache__", "benchmarks", "examples"}
+)
+
+#: A package file repeating this many long lines of a held-out module is left out (it may
+#: copy held-out code: e.g. ``click/_textwrap.py`` subclasses ``textwrap.TextWrapper``).
+_HELDOUT_LINE_LIMIT = 3
+_HELDOUT_LINE_MIN_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -205,3 +223,122 @@ def corpus_digest(docs: Iterable[Document]) -> str:
         h.update(doc.text.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def _long_lines(text: str) -> set[str]:
+    return {
+        line.strip() for line in text.splitlines() if len(line.strip()) >= _HELDOUT_LINE_MIN_CHARS
+    }
+
+
+def shares_heldout_lines(text: str, heldout_lines: set[str]) -> bool:
+    """Whether ``text`` repeats :data:`_HELDOUT_LINE_LIMIT` or more long held-out lines.
+
+    Args:
+        text: a candidate training document.
+        heldout_lines: the stripped lines of 40+ characters of the held-out modules.
+
+    Example:
+        >>> line = "return self._fill_value_for_the_missing_entries(table)"
+        >>> shares_heldout_lines(f"{line}\\n" * 3, {line}), shares_heldout_lines("x = 1", {line})
+        (True, False)
+    """
+    shared = _long_lines(text) & heldout_lines
+    if len(shared) >= _HELDOUT_LINE_LIMIT:
+        return True
+    # A file repeating one held-out line many times counts every occurrence.
+    count = sum(
+        1
+        for line in map(str.strip, text.splitlines())
+        if len(line) >= _HELDOUT_LINE_MIN_CHARS and line in heldout_lines
+    )
+    return count >= _HELDOUT_LINE_LIMIT
+
+
+def package_dir(name: str) -> Path:
+    """Folder of the installed top-level package ``name``.
+
+    Raises:
+        ModuleNotFoundError: ``name`` is not installed, or is a single module, not a package.
+
+    Example:
+        >>> package_dir("numpy").name
+        'numpy'
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ModuleNotFoundError(
+            f"the default model's corpus needs the Python source of package {name!r}, "
+            "which is not installed here (pip install it, or train a size without it)"
+        )
+    return Path(locations[0]).resolve()
+
+
+def package_documents(name: str, root: Path | None = None) -> list[Document]:
+    """The ``.py`` files of an installed package, sorted by path, as training documents.
+
+    Test suites, test helpers, vendored code and examples are left out, and so is every file
+    that repeats long lines of a held-out module (:func:`shares_heldout_lines`).  Paths are
+    relative to the folder holding the package (``"numpy/linalg/_linalg.py"``).
+
+    Args:
+        name: the top-level package (``"numpy"``).
+        root: the package folder; default :func:`package_dir`.
+
+    Returns:
+        One :class:`Document` per non-empty UTF-8 source file kept.
+
+    Example:
+        >>> docs = package_documents("numpy")
+        >>> docs[0].path.startswith("numpy/"), any("/tests/" in d.path for d in docs)
+        (True, False)
+    """
+    root = package_dir(name) if root is None else Path(root)
+    heldout_lines = set().union(*(_long_lines(t) for t in heldout_sources().values()))
+    docs: list[Document] = []
+    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
+        rel = path.relative_to(root)
+        if any(part in _PACKAGE_EXCLUDED_DIRS for part in rel.parts[:-1]) or not path.is_file():
+            continue
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        if text.strip() and not shares_heldout_lines(text, heldout_lines):
+            docs.append(Document(f"{name}/{rel.as_posix()}", text))
+    return docs
+
+
+def stream_documents(
+    packages: Iterable[str] = (), stdlib_repeats: int = 1, root: Path | None = None
+) -> list[Document]:
+    """The documents of a recipe's token stream, in stream order.
+
+    ``stdlib_repeats`` copies of :func:`training_documents`, then :func:`package_documents`
+    of each package.  Training draws windows from the whole stream in random order, so a
+    repeated standard library weighs the in-domain code (the held-out modules are standard
+    library modules) against the larger package corpus.
+
+    Args:
+        packages: installed top-level packages whose source joins the corpus.
+        stdlib_repeats: copies of the standard library, at least 1.
+        root: the stdlib folder; default :func:`stdlib_dir`.
+
+    Raises:
+        ValueError: ``stdlib_repeats`` is below 1.
+        ModuleNotFoundError: a package is not installed.
+
+    Example:
+        >>> docs = stream_documents(stdlib_repeats=2)
+        >>> len(docs) == 2 * len(training_documents())
+        True
+    """
+    if stdlib_repeats < 1:
+        raise ValueError(f"stdlib_repeats must be at least 1, got {stdlib_repeats}")
+    docs = training_documents(root) * stdlib_repeats
+    for name in packages:
+        docs.extend(package_documents(name))
+    return docs

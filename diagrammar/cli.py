@@ -115,9 +115,12 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print text and stats as JSON.")
+@click.option("--resource", "resource_specs", multiple=True, metavar="NAME=MODEL",
+              help="Bind a resource the pipeline names, e.g. --resource draft=default:tiny "
+                   "for the draft-model pipelines (repeatable).")
 def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_file: Path | None,
              encoding: str, max_new_tokens: int, dtype: str, threads: int | None,
-             as_json: bool) -> None:
+             as_json: bool, resource_specs: tuple[str, ...]) -> None:
     """Decode a prompt with a pipeline and print the text and stats."""
     if (prompt is None) == (prompt_file is None):
         _fail("give exactly one of --prompt TEXT or --prompt-file PATH")
@@ -125,6 +128,12 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
         prompt = _read_prompt_file(prompt_file, encoding)
     else:
         _check_prompt_text(prompt)
+    resources: dict[str, str] = {}
+    for item in resource_specs:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            _fail(f"--resource takes NAME=MODEL (e.g. draft=default:tiny), got {item!r}")
+        resources[name.strip()] = value.strip()
     step = _load_pipeline(pipeline_spec)
     if step.dom != Context or step.cod != Context:
         _fail(f"pipeline goes {step.dom} -> {step.cod}, but generate needs a decoding step "
@@ -140,7 +149,8 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
         torch.set_num_threads(threads)
     try:
         lm = resolve_model(model_spec, dtype)
-        decoder = Execute(lm)(step)
+        bound = {name: resolve_model(value, dtype) for name, value in resources.items()}
+        decoder = Execute(lm, resources=bound)(step)
         result = decoder.generate(prompt, max_new_tokens=max_new_tokens)
     except (ModelError, ValueError, ExecuteError, DecodingError) as error:
         _fail(str(error))

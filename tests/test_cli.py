@@ -38,6 +38,18 @@ def test_generate_json_with_a_pipeline_file(run, saved_model_dir, tmp_path):
     assert data["pipeline"]["layers"][0]["box"]["spec"]["num_tokens"] == 3
 
 
+def test_generate_binds_a_draft_model_resource(run, saved_model_dir):
+    base = ["generate", "--model", str(saved_model_dir), "--prompt", "def f(x):",
+            "--max-new-tokens", "8", "--pipeline", "draft-model", "--json"]
+    result = run(*base, "--resource", f"draft={saved_model_dir}")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["stats"]["new_tokens"] == 8
+    missing = run(*base)
+    assert missing.exit_code == 1 and "needs the resource 'draft'" in missing.output
+    bad = run(*base, "--resource", "draft")
+    assert bad.exit_code == 1 and "--resource takes NAME=MODEL" in bad.output
+
+
 @pytest.mark.parametrize("args,message", [
     (["--model", "/no/such/dir", "--prompt", "x"], "model path /no/such/dir does not exist"),
     (["--pipeline", "nope", "--prompt", "x"], "unknown pipeline 'nope'"),

@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from diagrammar.decoding.steps import DrafterStep
 from diagrammar.decoding.tree import DraftTree
-from diagrammar.diagrams import Drafter, PromptLookup, autoregressive, box_registry, speculative
+from diagrammar.diagrams import (
+    Drafter,
+    DraftModel,
+    PromptLookup,
+    TokenRecycling,
+    autoregressive,
+    box_registry,
+    speculative,
+)
 from diagrammar.functors import Execute
 from diagrammar.models import HFCausalLM
 
@@ -118,6 +126,27 @@ def test_prompt_lookup_is_lossless(model_factory, kind, model_seed, pattern, rep
     assert fast.tokens == greedy
 
 
+@settings(max_examples=30, deadline=None)
+@given(kind=st.sampled_from(["gpt2", "llama"]), model_seed=st.integers(0, 3),
+       prompts=st.lists(st.lists(st.integers(4, VOCAB - 1), min_size=1, max_size=24),
+                        min_size=1, max_size=3),
+       max_new_tokens=st.integers(1, 40), max_nodes=st.sampled_from([None, 1, 7, 30]),
+       k=st.integers(1, 8))
+def test_token_recycling_is_lossless_with_a_hot_matrix(model_factory, kind, model_seed,
+                                                       prompts, max_new_tokens, max_nodes, k):
+    """One compiled pipeline decodes several prompts: later ones draft from a matrix the
+    earlier ones filled, so the trees are real (deep, branching) trees."""
+    model = _model(model_factory, kind, model_seed)
+    execute = Execute(model)
+    greedy = execute(autoregressive())
+    template = None if k == 8 else [[r] for r in range(k)] + [[0, r] for r in range(k)]
+    recycled = execute(speculative(TokenRecycling(k=k, template=template, max_nodes=max_nodes)))
+    for prompt in [*prompts, prompts[0]]:
+        result = recycled.generate(prompt, max_new_tokens)
+        assert result.tokens == greedy.generate(prompt, max_new_tokens).tokens
+        assert sum(result.stats.accepted_per_step) == len(result.tokens)
+
+
 def test_oracle_trees_exercise_branching_and_acceptance(model_factory):
     """Guards the property test itself: its trees branch and its drafts get accepted."""
     model = _model(model_factory, "gpt2", 0)
@@ -201,3 +230,24 @@ def test_float32_random_trees_are_lossless_up_to_near_ties(model_factory, kind, 
     result = Execute(lm, implementations={OracleTree: oracle})(
         speculative(OracleTree(seed=tree_seed))).generate(prompt, max_new_tokens)
     assert_lossless_up_to_near_ties(model, prompt, hf, result.tokens)
+
+
+@settings(max_examples=30, deadline=None)
+@given(kind=st.sampled_from(["gpt2", "llama"]), model_seed=st.integers(0, 3),
+       draft_seed=st.integers(0, 3), prompt=st.lists(st.integers(4, VOCAB - 1), min_size=1,
+                                                    max_size=24),
+       max_new_tokens=st.integers(1, 40), num_tokens=st.integers(1, 6),
+       stop_threshold=st.sampled_from([None, 0.3, 0.8]))
+def test_a_draft_model_is_lossless(model_factory, kind, model_seed, draft_seed, prompt,
+                                   max_new_tokens, num_tokens, stop_threshold):
+    """The draft model is another random model over the same vocabulary (sometimes the target
+    itself, which makes every draft token right)."""
+    model = _model(model_factory, kind, model_seed)
+    draft = model if draft_seed == model_seed else _model(model_factory, "gpt2", draft_seed)
+    execute = Execute(model, resources={"draft": draft})
+    greedy = execute(autoregressive()).generate(prompt, max_new_tokens).tokens
+    step = speculative(DraftModel(num_tokens=num_tokens, stop_threshold=stop_threshold))
+    result = execute(step).generate(prompt, max_new_tokens)
+    assert result.tokens == greedy
+    if draft is model and stop_threshold is None and max_new_tokens > num_tokens + 1:
+        assert max(result.stats.accepted_per_step) == num_tokens + 1

@@ -16,6 +16,7 @@ from diagrammar.diagrams.boxes import (
     Accept,
     Commit,
     Drafter,
+    DraftModel,
     GreedyAccept,
     Merge,
     NoDraft,
@@ -23,10 +24,12 @@ from diagrammar.diagrams.boxes import (
     PromptLookup,
     StepBox,
     Swap,
+    TokenRecycling,
     Verify,
     box_registry,
     is_lossless,
     register_box_class,
+    required_resources,
 )
 from diagrammar.diagrams.builders import (
     PIPELINES,
@@ -40,10 +43,10 @@ from diagrammar.diagrams.serialize import from_json, load_pipeline, save_pipelin
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
-    "BOX_CLASSES", "Accept", "Commit", "Drafter", "GreedyAccept", "Merge", "NoDraft",
-    "Pipeline", "PromptLookup", "StepBox", "Swap", "Verify", "PIPELINES", "autoregressive",
-    "read_pipeline", "register_pipeline", "speculative", "DiagramError", "PipelineFormatError",
-    "WiringError", "from_json", "load_pipeline", "save_pipeline", "to_json", "Accepted",
-    "Context", "Draft",
-    "Scores", "Ty", "ROLES", "box_registry", "is_lossless", "register_box_class",
+    "BOX_CLASSES", "Accept", "Commit", "DraftModel", "Drafter", "GreedyAccept", "Merge",
+    "NoDraft", "Pipeline", "PromptLookup", "StepBox", "Swap", "TokenRecycling", "Verify",
+    "PIPELINES", "autoregressive", "read_pipeline", "register_pipeline", "speculative",
+    "DiagramError", "PipelineFormatError", "WiringError", "from_json", "load_pipeline",
+    "save_pipeline", "to_json", "Accepted", "Context", "Draft", "Scores", "Ty", "ROLES",
+    "box_registry", "is_lossless", "register_box_class", "required_resources",
 ]

@@ -271,6 +271,81 @@ class PromptLookup(Drafter):
         super().__init__(**values)
 
 
+class TokenRecycling(Drafter):
+    """Drafts a tree from the target's recycled top-``k`` candidates (Token Recycling).
+
+    An adjacency matrix keeps, for each token, the target's ``k`` best next tokens from the
+    last pass that scored it; a static template of candidate-rank paths (``template``, a list
+    of rank lists; ``None`` = the paper-style 80-node default) is filled breadth first from
+    it, up to ``max_nodes`` nodes (``None`` = the whole template). With ``hot_start`` the
+    matrix outlives a generation; ``frozen`` stops updates. The template is checked when the
+    pipeline is executed.
+
+    >>> TokenRecycling(max_nodes=16).name
+    'TokenRecycling(max_nodes=16)'
+    >>> TokenRecycling(k=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: TokenRecycling: k must be an integer from 1 to 64, got 0
+    """
+
+    def __init__(self, k: int = 8, template: list[list[int]] | None = None,
+                 max_nodes: int | None = None, hot_start: bool = True,
+                 frozen: bool = False) -> None:
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 64:
+            raise ValueError(f"TokenRecycling: k must be an integer from 1 to 64, got {k!r}")
+        if max_nodes is not None and (not isinstance(max_nodes, int)
+                                      or isinstance(max_nodes, bool)
+                                      or not 0 <= max_nodes <= 4096):
+            raise ValueError("TokenRecycling: max_nodes must be None or an integer from 0 to "
+                             f"4096, got {max_nodes!r}")
+        if template is not None:
+            if not isinstance(template, (list, tuple)) or not all(
+                    isinstance(path, (list, tuple))
+                    and all(isinstance(r, int) and not isinstance(r, bool) for r in path)
+                    for path in template):
+                raise ValueError("TokenRecycling: template must be a list of lists of ranks")
+            template = [list(path) for path in template]
+        for label, flag in (("hot_start", hot_start), ("frozen", frozen)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"TokenRecycling: {label} must be true or false, got {flag!r}")
+        super().__init__(k=k, template=template, max_nodes=max_nodes, hot_start=hot_start,
+                         frozen=frozen)
+
+
+class DraftModel(Drafter):
+    """A draft language model sharing the target's tokenizer drafts a greedy chain.
+
+    ``model`` names a resource bound with ``Execute(..., resources={name: model})``: anything
+    the backend loads (``"default:tiny"``, a local folder, a loaded model). The chain is up to
+    ``num_tokens`` long; with ``stop_threshold`` it stops early once the estimated chance that
+    it holds a rejected token passes the threshold (adaptive length, calibrated on the fly).
+
+    >>> DraftModel(num_tokens=5).name
+    'DraftModel(num_tokens=5)'
+    >>> DraftModel(stop_threshold=1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: DraftModel: stop_threshold must be null or a number in (0, 1), got 1.5
+    """
+
+    resources = ("model",)
+
+    def __init__(self, model: str = "draft", num_tokens: int = 4,
+                 stop_threshold: float | None = None) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"DraftModel: model must name a resource, got {model!r}")
+        if not isinstance(num_tokens, int) or isinstance(num_tokens, bool) or not (
+                1 <= num_tokens <= 256):
+            raise ValueError("DraftModel: num_tokens must be an integer from 1 to 256, got "
+                             f"{num_tokens!r}")
+        if stop_threshold is not None and (isinstance(stop_threshold, bool) or not isinstance(
+                stop_threshold, (int, float)) or not 0.0 < stop_threshold < 1.0):
+            raise ValueError("DraftModel: stop_threshold must be null or a number in (0, 1), "
+                             f"got {stop_threshold!r}")
+        super().__init__(model=model, num_tokens=num_tokens, stop_threshold=stop_threshold)
+
+
 class Merge(Drafter):
     """Several drafters run on the same context; their draft trees are unioned.
 
@@ -383,6 +458,23 @@ def is_lossless(diagram: symmetric.Diagram) -> bool:
     return any(box.role == "accept" for box in boxes) and all(box.lossless for box in boxes)
 
 
+def required_resources(diagram: symmetric.Diagram) -> set[str]:
+    """The resource names a step's boxes (merged drafters included) need bound to execute.
+
+    >>> from diagrammar.diagrams.builders import speculative
+    >>> required_resources(speculative(PromptLookup() | DraftModel(model="tiny")))
+    {'tiny'}
+    """
+    names: set[str] = set()
+    pending = [box for box in diagram.boxes if isinstance(box, StepBox)]
+    while pending:
+        box = pending.pop()
+        pending.extend(getattr(box, "drafters", ()) if isinstance(box, Merge) else ())
+        names.update(box.spec[key] for key in type(box).resources
+                     if box.spec.get(key) is not None)
+    return names
+
+
 def box_to_json(box: StepBox) -> dict[str, Any]:
     """A box as JSON data: ``{"box": its class's key, "spec": hyper-parameters}``."""
     return {"box": type(box).key, "spec": box.spec}
@@ -410,8 +502,9 @@ def box_from_json(data: Any) -> StepBox:
 
 
 __all__ = [
-    "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup", "Merge",
+    "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup",
+    "TokenRecycling", "DraftModel", "Merge",
     "Verify", "Accept", "GreedyAccept", "Commit", "box_to_json", "box_from_json", "ROLES",
-    "register_box_class", "box_registry", "is_lossless",
+    "register_box_class", "box_registry", "is_lossless", "required_resources",
     "Context", "Draft", "Scores", "Accepted",
 ]

@@ -17,10 +17,12 @@ from diagrammar.diagrams.boxes import (
     Accept,
     Commit,
     Drafter,
+    DraftModel,
     GreedyAccept,
     NoDraft,
     Pipeline,
     PromptLookup,
+    TokenRecycling,
     Verify,
 )
 from diagrammar.diagrams.errors import PipelineFormatError
@@ -66,6 +68,27 @@ def prompt_lookup_tree() -> Pipeline:
     return speculative(PromptLookup(branches=3))
 
 
+@register_pipeline("token-recycling")
+def token_recycling() -> Pipeline:
+    """Token Recycling: the target's recycled top-8 candidates fill a static tree template,
+    verified up to 16 nodes (a CPU-sized prefix of the paper's 80-node template)."""
+    return speculative(TokenRecycling(max_nodes=16))
+
+
+@register_pipeline("draft-model")
+def draft_model() -> Pipeline:
+    """Classic speculative decoding: the model bound as resource ``"draft"`` drafts a chain
+    of up to 4 tokens (bind it with ``Execute(target, resources={"draft": "default:tiny"})``)."""
+    return speculative(DraftModel())
+
+
+@register_pipeline("draft-model-adaptive")
+def draft_model_adaptive() -> Pipeline:
+    """The draft model with an adaptive chain length (up to 8 tokens; stops once a rejection
+    is more likely than not)."""
+    return speculative(DraftModel(num_tokens=8, stop_threshold=0.5))
+
+
 def read_pipeline(name_or_json: str) -> Pipeline:
     """A pipeline from a registered name, a JSON file path, or a JSON string."""
     from diagrammar.diagrams import serialize
@@ -85,4 +108,5 @@ def read_pipeline(name_or_json: str) -> Pipeline:
 
 
 __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
-           "prompt_lookup", "prompt_lookup_tree"]
+           "prompt_lookup", "prompt_lookup_tree", "token_recycling",
+           "draft_model", "draft_model_adaptive"]

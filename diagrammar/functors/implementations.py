@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from diagrammar.decoding.drafters import MergeDrafter, NoDraftDrafter, PromptLookupDrafter
+from diagrammar.decoding.drafters import (
+    DraftModelDrafter,
+    MergeDrafter,
+    NoDraftDrafter,
+    PromptLookupDrafter,
+    TokenRecyclingDrafter,
+)
 from diagrammar.decoding.steps import (
     DrafterStep,
     GreedyAcceptStep,
@@ -24,8 +30,30 @@ from diagrammar.decoding.steps import (
     commit_step,
     verify_step,
 )
-from diagrammar.diagrams.boxes import Commit, GreedyAccept, Merge, NoDraft, PromptLookup, Verify
+from diagrammar.diagrams.boxes import (
+    Commit,
+    DraftModel,
+    GreedyAccept,
+    Merge,
+    NoDraft,
+    PromptLookup,
+    TokenRecycling,
+    Verify,
+)
 from diagrammar.functors.backends import ImplementationFactory
+
+
+def _token_recycling(box: TokenRecycling, execute: Any) -> DrafterStep:
+    try:
+        return DrafterStep(TokenRecyclingDrafter(**box.spec))
+    except ValueError as error:
+        raise ValueError(f"{box.name}: {error}") from None
+
+
+def _draft_model(box: DraftModel, execute: Any) -> DrafterStep:
+    spec = box.spec
+    model = execute.backend.load_model(execute.resource(box, "model"))
+    return DrafterStep(DraftModelDrafter(model, spec["num_tokens"], spec["stop_threshold"]))
 
 
 def _merge(box: Merge, execute: Any) -> DrafterStep:
@@ -36,6 +64,8 @@ def _merge(box: Merge, execute: Any) -> DrafterStep:
 IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     NoDraft: lambda box, execute: DrafterStep(NoDraftDrafter()),
     PromptLookup: lambda box, execute: DrafterStep(PromptLookupDrafter(**box.spec)),
+    TokenRecycling: _token_recycling,
+    DraftModel: _draft_model,
     Merge: _merge,
     Verify: lambda box, execute: verify_step,
     GreedyAccept: lambda box, execute: GreedyAcceptStep(),

@@ -12,11 +12,13 @@ from diagrammar.diagrams import (
     Commit,
     Context,
     Drafter,
+    DraftModel,
     GreedyAccept,
     NoDraft,
     Pipeline,
     PromptLookup,
     StepBox,
+    TokenRecycling,
     autoregressive,
     box_registry,
     speculative,
@@ -145,10 +147,12 @@ def test_every_builtin_box_runs_on_the_torch_backend(model):
     from diagrammar.diagrams import BOX_CLASSES
 
     builtin = {cls for cls in BOX_CLASSES.values() if cls.__module__.startswith("diagrammar.")}
-    step = speculative(PromptLookup() | NoDraft(), GreedyAccept())
+    step = speculative(PromptLookup() | NoDraft() | TokenRecycling() | DraftModel(),
+                       GreedyAccept())
     used = {type(box) for box in step.boxes} | {type(d) for d in step.boxes[0].drafters}
     assert used == builtin
-    assert len(Execute(model)(step).generate(PROMPT, 6).tokens) == 6
+    decoder = Execute(model, resources={"draft": model})(step)
+    assert len(decoder.generate(PROMPT, 6).tokens) == 6
 
 
 def test_custom_functor_example_runs():

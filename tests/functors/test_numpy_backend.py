@@ -50,8 +50,12 @@ def test_every_named_pipeline_is_token_identical_across_backends(
     model = model_factory("gpt2", seed)
     prompt = pattern * repeats
     step = PIPELINES[name]()
-    on_torch = Execute(model)(step).generate(prompt, max_new_tokens)
-    on_numpy = Execute(model, backend=numpy_backend)(step).generate(prompt, max_new_tokens)
+    # Pipelines that need a draft model get another random GPT-2 over the same vocabulary,
+    # loaded by each backend (so it too runs on NumPy there).
+    resources = {"draft": model_factory("gpt2", seed + 4)}
+    on_torch = Execute(model, resources=resources)(step).generate(prompt, max_new_tokens)
+    on_numpy = Execute(model, backend=numpy_backend, resources=resources)(step).generate(
+        prompt, max_new_tokens)
     assert on_numpy.tokens == on_torch.tokens
     assert on_numpy.stats.accepted_per_step == on_torch.stats.accepted_per_step
 

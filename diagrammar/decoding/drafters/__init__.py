@@ -12,8 +12,17 @@ Each follows the :class:`~diagrammar.decoding.protocols.Drafter` protocol (``sta
 """
 
 from diagrammar.decoding.drafters.base import BaseDrafter
+from diagrammar.decoding.drafters.draft_model import DraftModelDrafter
 from diagrammar.decoding.drafters.merge import MergeDrafter
 from diagrammar.decoding.drafters.no_draft import NoDraftDrafter
 from diagrammar.decoding.drafters.prompt_lookup import PromptLookupDrafter
+from diagrammar.decoding.drafters.token_recycling import TokenRecyclingDrafter
 
-__all__ = ["BaseDrafter", "MergeDrafter", "NoDraftDrafter", "PromptLookupDrafter"]
+__all__ = [
+    "BaseDrafter",
+    "DraftModelDrafter",
+    "MergeDrafter",
+    "NoDraftDrafter",
+    "PromptLookupDrafter",
+    "TokenRecyclingDrafter",
+]

@@ -1,0 +1,170 @@
+"""A draft model: a smaller causal LM sharing the target's tokenizer drafts a greedy chain.
+
+Classic speculative decoding ("Fast Inference from Transformers via Speculative Decoding",
+Leviathan et al.; "Accelerating Large Language Model Decoding with Speculative Sampling",
+Chen et al.): the draft model writes ``num_tokens`` tokens one forward pass each, with its own
+KV cache kept in step with the target's accepted path; the target verifies them in one pass.
+
+Keeping the caches in step costs nothing extra: the draft session keeps what it has scored, and
+at the next call rolls back to the longest prefix it shares with the committed context and
+scores the missing tokens (the accepted ones and the target's bonus token) in the same pass
+that gives the first draft token.
+
+Adaptive length (``stop_threshold``), the SpecDec++ idea ("SpecDec++: Boosting Speculative
+Decoding via Adaptive Candidate Lengths") without its trained acceptance head: drafting stops
+once the estimated probability that some token of the chain is rejected exceeds the threshold.
+The per-token acceptance estimate is the draft model's own probability of its token, calibrated
+on the fly: drafted tokens are binned by that probability and each bin's observed acceptance
+(first rejection included, later tokens not) replaces the raw probability as evidence grows.
+
+>>> import numpy as np
+>>> calibration = AcceptanceCalibration(bins=4, prior_weight=2.0)
+>>> round(calibration.estimate(0.9), 3)          # no evidence yet: the bin's centre
+0.875
+>>> for _ in range(8):
+...     calibration.record(0.9, accepted=False)
+>>> round(calibration.estimate(0.9), 3)          # overconfident draft: lowered
+0.175
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from diagrammar.decoding.drafters.base import BaseDrafter
+from diagrammar.decoding.scores import top_probabilities
+from diagrammar.decoding.state import DecodeState, Verification
+from diagrammar.decoding.tree import DraftTree
+
+__all__ = ["AcceptanceCalibration", "DraftModelDrafter"]
+
+
+class AcceptanceCalibration:
+    """Observed acceptance of draft tokens, binned by the draft model's own probability.
+
+    Args:
+        bins: equal-width probability bins on [0, 1].
+        prior_weight: pseudo-observations at the bin's centre before any evidence.
+    """
+
+    def __init__(self, bins: int = 10, prior_weight: float = 4.0) -> None:
+        if bins < 1:
+            raise ValueError(f"bins must be at least 1, got {bins}")
+        if prior_weight <= 0:
+            raise ValueError(f"prior_weight must be positive, got {prior_weight}")
+        self.bins = bins
+        self.prior_weight = prior_weight
+        self.drafted = [0] * bins
+        self.accepted = [0] * bins
+
+    def _bin(self, probability: float) -> int:
+        return min(self.bins - 1, max(0, int(probability * self.bins)))
+
+    def record(self, probability: float, accepted: bool) -> None:
+        """Count one drafted token of draft probability ``probability``."""
+        b = self._bin(probability)
+        self.drafted[b] += 1
+        self.accepted[b] += int(accepted)
+
+    def estimate(self, probability: float) -> float:
+        """The estimated chance that a token drafted with ``probability`` is accepted."""
+        b = self._bin(probability)
+        centre = (b + 0.5) / self.bins
+        return (self.accepted[b] + self.prior_weight * centre) / (
+            self.drafted[b] + self.prior_weight
+        )
+
+
+class DraftModelDrafter(BaseDrafter):
+    """Drafts a greedy chain with a draft language model (classic speculative decoding).
+
+    Args:
+        model: a :class:`~diagrammar.decoding.protocols.LanguageModel` sharing the target's
+            token ids (e.g. ``default:tiny`` for ``default:small``).
+        num_tokens: the longest chain.
+        stop_threshold: stop drafting once the estimated probability that the chain holds a
+            rejected token exceeds it (adaptive length); ``None`` drafts ``num_tokens`` always.
+
+    Attributes:
+        calibration: the draft-probability -> acceptance estimate (updated from every pass).
+        forward_passes: draft-model forward passes so far (all generations).
+    """
+
+    def __init__(self, model: Any, num_tokens: int = 4,
+                 stop_threshold: float | None = None) -> None:
+        if num_tokens < 1:
+            raise ValueError(f"num_tokens must be at least 1, got {num_tokens}")
+        if stop_threshold is not None and not 0.0 < stop_threshold < 1.0:
+            raise ValueError(f"stop_threshold must lie in (0, 1), got {stop_threshold}")
+        self.model = model
+        self.num_tokens = num_tokens
+        self.stop_threshold = stop_threshold
+        self.calibration = AcceptanceCalibration()
+        self.forward_passes = 0
+        self._session: Any = None
+        self._cached: list[int] = []  # the tokens the draft session's cache holds
+        self._chain: list[tuple[int, float]] = []  # the last draft: (token, draft probability)
+
+    def start(self, state: DecodeState) -> None:
+        """Prefill the draft model on the prompt (its cache holds all but the last token)."""
+        vocab = getattr(self.model, "vocab_size", None)
+        if vocab is not None and state.tokens and max(state.tokens) >= vocab:
+            raise ValueError(
+                f"the draft model's vocabulary has {vocab} tokens but the prompt holds id "
+                f"{max(state.tokens)}: a draft model must share the target's tokenizer")
+        self.model.check_length(len(state.tokens), state.max_new_tokens)
+        self._session = self.model.session(state.tokens)
+        self._cached = list(state.tokens[:-1])
+        self._chain = []
+
+    def learns(self) -> bool:
+        """Only an adaptive length learns from the passes (its calibration)."""
+        return self.stop_threshold is not None
+
+    def __call__(self, state: DecodeState) -> DraftTree:
+        tree = DraftTree()
+        self._chain = []
+        wanted = min(self.num_tokens, state.draft_budget)
+        if wanted == 0:
+            return tree
+        session, tokens = self._session, state.tokens
+        common = 0
+        limit = min(len(self._cached), len(tokens) - 1)
+        cached = self._cached
+        while common < limit and cached[common] == tokens[common]:
+            common += 1
+        if common < session.cache_length:
+            session.truncate(common)
+        # Catch up on the committed tokens and score the first draft position in one pass.
+        missing = tokens[common + 1:]
+        scores = session.verify(tokens[common], missing, list(range(-1, len(missing) - 1)))
+        session.keep(list(range(len(missing))))
+        self.forward_passes += 1
+        self._cached = list(tokens)
+        survival, parent = 1.0, -1
+        for depth in range(wanted):
+            ids, probs = top_probabilities(scores, -1, 1)
+            token, probability = ids[0], probs[0]
+            parent = tree.add(parent, token, prob=probability)
+            self._chain.append((token, probability))
+            if self.stop_threshold is not None:
+                survival *= self.calibration.estimate(probability)
+                if 1.0 - survival > self.stop_threshold:
+                    break
+            if depth + 1 < wanted:
+                scores = session.verify(token, [], [])
+                session.keep([])
+                self.forward_passes += 1
+                self._cached.append(token)
+        return tree
+
+    def observe(self, state: DecodeState, verification: Verification) -> None:
+        """Calibrate: each chain token up to the first rejection, accepted or not."""
+        accepted = verification.acceptance.tokens if verification.acceptance else ()
+        for depth, (token, probability) in enumerate(self._chain):
+            if depth >= len(accepted):
+                break
+            hit = accepted[depth] == token
+            self.calibration.record(probability, hit)
+            if not hit:
+                break

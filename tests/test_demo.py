@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from diagrammar.bench.prompts import CATEGORIES
+
 DEMO = Path(__file__).parents[1] / "examples" / "demo.py"
 
 
@@ -15,7 +17,9 @@ def test_demo_runs_on_the_tiny_model(tmp_path, default_tiny_path):
          "--threads", "1", "--out", str(tmp_path / "fresh" / "out")],
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.count("identical to greedy (ours and Hugging Face): True") == 4
+    # One prompt per benchmark category.
+    assert done.stdout.count("identical to greedy (ours and Hugging Face): True") == len(
+        CATEGORIES)
     assert "all outputs identical to greedy decoding" in done.stdout
     assert "x Hugging Face greedy" in done.stdout
     assert (tmp_path / "fresh" / "out" / "demo_pipeline.png").stat().st_size > 0  # made it

@@ -116,11 +116,12 @@ def _hf_method(name: str, lm: Any, **options: Any) -> Method:
     return Method(name, True, run, family="hf")
 
 
-def _our_method(name: str, lm: Any, diagram: Any) -> Method:
+def _our_method(name: str, lm: Any, diagram: Any,
+                resources: dict[str, Any] | None = None) -> Method:
     from diagrammar.diagrams import is_lossless
     from diagrammar.functors.execute import Execute
 
-    decoder = Execute(lm)(diagram)
+    decoder = Execute(lm, resources=resources)(diagram)
     roles = step_roles(diagram)
 
     def run(ids: list[int], max_new_tokens: int):
@@ -138,7 +139,9 @@ def build_methods(target: LoadedModel, assistant: LoadedModel | None,
 
     Args:
         target: the model every method decodes with.
-        assistant: the assistant model of ``hf/assisted``; ``None`` skips that method.
+        assistant: the assistant model of ``hf/assisted``, also bound as our pipelines'
+            ``"draft"`` resource; ``None`` skips that method (and, among all pipelines, those
+            that need a draft model).
         pipelines: names in :data:`~diagrammar.diagrams.PIPELINES`; ``None`` = all of them,
             ``autoregressive`` first.
 
@@ -148,8 +151,9 @@ def build_methods(target: LoadedModel, assistant: LoadedModel | None,
     Raises:
         ValueError: a name in ``pipelines`` is not registered.
     """
-    from diagrammar.diagrams import PIPELINES
+    from diagrammar.diagrams import PIPELINES, required_resources
 
+    resources = {"draft": assistant.lm} if assistant is not None else {}
     methods = [_hf_method(REFERENCE, target.lm),
                _hf_method("hf/prompt-lookup", target.lm, prompt_lookup_num_tokens=10)]
     if assistant is not None:
@@ -159,5 +163,8 @@ def build_methods(target: LoadedModel, assistant: LoadedModel | None,
     for name in names:
         if name not in PIPELINES:
             raise ValueError(f"unknown pipeline {name!r}; registered: {', '.join(PIPELINES)}")
-        methods.append(_our_method(name, target.lm, PIPELINES[name]()))
+        diagram = PIPELINES[name]()
+        if pipelines is None and not required_resources(diagram) <= set(resources):
+            continue  # e.g. a draft-model pipeline when no assistant model was given
+        methods.append(_our_method(name, target.lm, diagram, resources))
     return methods

@@ -12,11 +12,13 @@ Four categories, in the spirit of Spec-Bench, each exercising a different kind o
   target function refers to (and its nearest neighbours), then the target function's head.
 * ``docstring``: comment text. Code before a function or class, its signature and the first
   line of its docstring; the continuation is English prose.
+* ``third-party``: code completion as in ``code``, on modules of installed third-party packages
+  (:mod:`~diagrammar.bench.third_party`): real code users run, with no artificial repetition.
 
-Only :data:`~diagrammar.models.default.HELDOUT_MODULES` are used: the default model never
-saw them in training. Functions are found with :mod:`ast`; which ones are picked is decided by a
-SHA-256 of their names, so the prompts are the same on every run and machine (given the same
-Python standard library).
+The first four use only :data:`~diagrammar.models.default.HELDOUT_MODULES`, the last only
+packages outside every default recipe's corpus: the default model never saw either. Functions
+are found with :mod:`ast`; which ones are picked is decided by a SHA-256 of their names, so the
+prompts are the same on every run and machine (given the same Python standard library).
 
 Example:
     >>> prompts = build_prompts(per_category=2)
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 #: The prompt categories, in report order.
-CATEGORIES: tuple[str, ...] = ("code", "edit", "retrieval", "docstring")
+CATEGORIES: tuple[str, ...] = ("code", "edit", "retrieval", "docstring", "third-party")
 
 #: A one-line description of each category, for reports.
 CATEGORY_TITLES: dict[str, str] = {
@@ -56,6 +58,7 @@ CATEGORY_TITLES: dict[str, str] = {
     "edit": "repetition-heavy editing (re-emit a shown function under a new name)",
     "retrieval": "long context with related code (retrieval-like)",
     "docstring": "docstring / comment text",
+    "third-party": "third-party code (continue a function body of an installed package)",
 }
 
 #: Lines of code before the function kept as context in ``code`` and ``docstring`` prompts.
@@ -320,6 +323,7 @@ def build_prompts(
     max_prompt_tokens: int = 880,
     categories: Sequence[str] = CATEGORIES,
     sources: Mapping[str, str] | None = None,
+    third_party: Mapping[str, str] | None = None,
 ) -> list[Prompt]:
     """``per_category`` prompts of each category, in :data:`CATEGORIES` order.
 
@@ -331,6 +335,9 @@ def build_prompts(
             tokens).
         categories: which categories, a subset of :data:`CATEGORIES`.
         sources: module name -> source text; the held-out modules by default.
+        third_party: module name -> source text of the ``third-party`` category; by default
+            :func:`~diagrammar.bench.third_party.third_party_sources` (read only when that
+            category is asked for).
 
     Raises:
         PromptError: a category yields fewer than ``per_category`` prompts under the limits.
@@ -350,6 +357,13 @@ def build_prompts(
 
         sources = heldout_sources()
     modules = [_Module(name, text) for name, text in sources.items()]
+    outside: list[_Module] = []
+    if "third-party" in categories:
+        if third_party is None:
+            from diagrammar.bench.third_party import third_party_sources
+
+            third_party = third_party_sources()
+        outside = [_Module(name, text) for name, text in third_party.items()]
 
     counts: dict[str, int] = {}
 
@@ -362,7 +376,7 @@ def build_prompts(
         return count(text) <= max_prompt_tokens
 
     def cut(category: str, mod: _Module, d: _Def) -> str | None:
-        if category == "code":
+        if category in ("code", "third-party"):
             return _code(mod, d, fits)
         if category == "edit":
             return _edit(mod, d, fits)
@@ -378,12 +392,14 @@ def build_prompts(
 
     prompts: list[Prompt] = []
     for category in (c for c in CATEGORIES if c in categories):
+        pool = outside if category == "third-party" else modules
         found = list(itertools.islice(
-            _round_robin([accepted(category, mod) for mod in modules]), per_category))
+            _round_robin([accepted(category, mod) for mod in pool]), per_category))
         if len(found) < per_category:
+            names = ", ".join(mod.name for mod in pool) or "none (no candidate package found)"
             raise PromptError(
                 f"only {len(found)} {category!r} prompts of at most {max_prompt_tokens} tokens "
-                f"could be cut from modules {', '.join(sources)}; ask for fewer prompts or "
+                f"could be cut from modules {names}; ask for fewer prompts or "
                 "allow longer ones (a model with a longer context)")
         prompts.extend(found)
     return prompts

@@ -151,8 +151,11 @@ def to_markdown(result: BenchResult) -> str:
     lines += [
         f"- assistant (hf/assisted): {meta['assistant'] or 'none given; hf/assisted skipped'}",
         f"- prompts: {n_prompts} ({config['per_category']} per category) from held-out modules "
-        f"{', '.join((manifest or {}).get('heldout_modules', [])) or '(see prompts.py)'}; "
-        f"{config['max_new_tokens']} new tokens each, greedy",
+        f"{', '.join((manifest or {}).get('heldout_modules', [])) or '(see prompts.py)'}"
+        + (", and third-party packages " + ", ".join(
+            f"{name} {version}" for name, version in meta["third_party_packages"].items())
+           if meta.get("third_party_packages") else "")
+        + f"; {config['max_new_tokens']} new tokens each, greedy",
         "",
         f"Speedup is the median over prompts of the same-prompt time ratio against "
         f"`{REFERENCE}` (interleaved in one run, wall time including prefill); tokens/s is the "

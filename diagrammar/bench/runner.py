@@ -33,6 +33,7 @@ from diagrammar.bench.looping import repeated_ngram_fraction
 from diagrammar.bench.methods import build_methods
 from diagrammar.bench.prompts import CATEGORIES, Prompt, build_prompts
 from diagrammar.bench.results import BenchResult, Run, summarize, timing_breakdown
+from diagrammar.bench.third_party import installed_versions
 
 __all__ = ["interleave", "machine_info", "run_benchmark"]
 
@@ -196,6 +197,8 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
         "reference": REFERENCE,
         "tie_margin": config.tie_margin,
         "tokenizer": type(lm.tokenizer).__name__,
+        "third_party_packages": installed_versions(
+            p.module for p in prompts if p.category == "third-party"),
     }
     return BenchResult(
         meta=meta,

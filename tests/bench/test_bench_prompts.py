@@ -45,12 +45,17 @@ def test_prompts_fit_the_context_with_128_new_tokens(bench_tiny_lm, bench_full_p
             assert length >= LONG_MIN_TOKENS, prompt.id
 
 
-def test_prompts_come_from_held_out_modules_only(bench_full_prompts):
-    sources = heldout_sources()
+def test_prompts_come_from_held_out_modules_or_untrained_packages_only(bench_full_prompts):
+    from diagrammar.bench.third_party import excluded_packages, third_party_sources
+
+    sources = {**heldout_sources(), **third_party_sources()}
     lines_of = {name: {line.strip() for line in text.splitlines()}
                 for name, text in sources.items()}
     for prompt in bench_full_prompts:
-        assert prompt.module in HELDOUT_MODULES
+        if prompt.category == "third-party":
+            assert prompt.module.split(".")[0] not in excluded_packages()
+        else:
+            assert prompt.module in HELDOUT_MODULES
         known = lines_of[prompt.module]
         lines = [line.strip() for line in prompt.text.splitlines() if line.strip()]
         if prompt.category == "edit":
@@ -69,7 +74,7 @@ def test_each_category_has_its_shape(bench_full_prompts):
             # The prompt stops inside an open docstring.
             assert prompt.text.count('"""') % 2 == 1 or prompt.text.count("'''") % 2 == 1, \
                 prompt.id
-        if prompt.category in ("code", "retrieval"):
+        if prompt.category in ("code", "retrieval", "third-party"):
             assert "def " + prompt.name.rsplit(".", 1)[-1] + "(" in prompt.text
 
 

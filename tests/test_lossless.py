@@ -131,16 +131,18 @@ def test_prompt_lookup_is_lossless(model_factory, kind, model_seed, pattern, rep
        prompts=st.lists(st.lists(st.integers(4, VOCAB - 1), min_size=1, max_size=24),
                         min_size=1, max_size=3),
        max_new_tokens=st.integers(1, 40), max_nodes=st.sampled_from([None, 1, 7, 30]),
-       k=st.integers(1, 8))
+       k=st.integers(1, 8), dynamic=st.booleans())
 def test_token_recycling_is_lossless_with_a_hot_matrix(model_factory, kind, model_seed,
-                                                       prompts, max_new_tokens, max_nodes, k):
+                                                       prompts, max_new_tokens, max_nodes, k,
+                                                       dynamic):
     """One compiled pipeline decodes several prompts: later ones draft from a matrix the
     earlier ones filled, so the trees are real (deep, branching) trees."""
     model = _model(model_factory, kind, model_seed)
     execute = Execute(model)
     greedy = execute(autoregressive())
     template = None if k == 8 else [[r] for r in range(k)] + [[0, r] for r in range(k)]
-    recycled = execute(speculative(TokenRecycling(k=k, template=template, max_nodes=max_nodes)))
+    recycled = execute(speculative(TokenRecycling(k=k, template=template, max_nodes=max_nodes,
+                                                  dynamic=dynamic)))
     for prompt in [*prompts, prompts[0]]:
         result = recycled.generate(prompt, max_new_tokens)
         assert result.tokens == greedy.generate(prompt, max_new_tokens).tokens

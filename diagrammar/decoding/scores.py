@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["top_k_ids", "top_probabilities"]
+__all__ = ["top_k_ids", "top_k_probabilities", "top_probabilities"]
 
 
 def top_k_ids(scores: Any, k: int) -> np.ndarray:
@@ -80,3 +80,36 @@ def top_probabilities(scores: Any, row: int, k: int = 1) -> tuple[list[int], lis
     probs /= probs.sum()
     ids = top_k_ids(probs[None, :], k)[0]
     return ids.tolist(), probs[ids].tolist()
+
+
+def top_k_probabilities(scores: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most likely ids of every row of logits, with their softmax probabilities.
+
+    Args:
+        scores: a ``(rows, vocab)`` array of logits (torch, NumPy, JAX, ...).
+        k: how many per row, at least 1 (at most ``vocab`` are returned).
+
+    Returns:
+        ``(ids, probabilities)``: an ``int64`` and a ``float32`` array of shape
+        ``(rows, min(k, vocab))``, most likely first.
+
+    Example:
+        >>> import numpy as np
+        >>> ids, probs = top_k_probabilities(np.log(np.array([[0.2, 0.5, 0.3]])), 2)
+        >>> ids.tolist(), [[round(float(p), 6) for p in row] for row in probs]
+        ([[1, 2]], [[0.5, 0.3]])
+    """
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    if len(getattr(scores, "shape", ())) != 2:
+        raise ValueError(f"scores must be a (rows, vocab) array, got shape {scores.shape!r}")
+    k = min(k, int(scores.shape[-1]))
+    if callable(getattr(scores, "topk", None)):  # torch: on the device, then a small copy
+        found = scores.float().softmax(-1).topk(k, -1)
+        ids = np.asarray(found.indices.tolist(), dtype=np.int64).reshape(-1, k)
+        return ids, np.asarray(found.values.tolist(), dtype=np.float32).reshape(-1, k)
+    logits = np.asarray(scores, dtype=np.float64)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    ids = top_k_ids(probs, k)
+    return ids, np.take_along_axis(probs, ids, axis=-1).astype(np.float32)

@@ -278,8 +278,9 @@ class TokenRecycling(Drafter):
     last pass that scored it; a static template of candidate-rank paths (``template``, a list
     of rank lists; ``None`` = the paper-style 80-node default) is filled breadth first from
     it, up to ``max_nodes`` nodes (``None`` = the whole template). With ``hot_start`` the
-    matrix outlives a generation; ``frozen`` stops updates. The template is checked when the
-    pipeline is executed.
+    matrix outlives a generation; ``frozen`` stops updates. With ``dynamic`` the tree instead
+    grows by estimated path probability (DySpec-style) up to ``max_nodes``. The template is
+    checked when the pipeline is executed.
 
     >>> TokenRecycling(max_nodes=16).name
     'TokenRecycling(max_nodes=16)'
@@ -291,7 +292,7 @@ class TokenRecycling(Drafter):
 
     def __init__(self, k: int = 8, template: list[list[int]] | None = None,
                  max_nodes: int | None = None, hot_start: bool = True,
-                 frozen: bool = False) -> None:
+                 frozen: bool = False, dynamic: bool = False) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 64:
             raise ValueError(f"TokenRecycling: k must be an integer from 1 to 64, got {k!r}")
         if max_nodes is not None and (not isinstance(max_nodes, int)
@@ -306,11 +307,11 @@ class TokenRecycling(Drafter):
                     for path in template):
                 raise ValueError("TokenRecycling: template must be a list of lists of ranks")
             template = [list(path) for path in template]
-        for label, flag in (("hot_start", hot_start), ("frozen", frozen)):
+        for label, flag in (("hot_start", hot_start), ("frozen", frozen), ("dynamic", dynamic)):
             if not isinstance(flag, bool):
                 raise ValueError(f"TokenRecycling: {label} must be true or false, got {flag!r}")
         super().__init__(k=k, template=template, max_nodes=max_nodes, hot_start=hot_start,
-                         frozen=frozen)
+                         frozen=frozen, dynamic=dynamic)
 
 
 class DraftModel(Drafter):

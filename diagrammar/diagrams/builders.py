@@ -75,6 +75,13 @@ def token_recycling() -> Pipeline:
     return speculative(TokenRecycling(max_nodes=16))
 
 
+@register_pipeline("token-recycling-dynamic")
+def token_recycling_dynamic() -> Pipeline:
+    """Token Recycling with a DySpec-style dynamic tree: the 8 nodes of highest estimated
+    path probability under the recycled candidates (8 measured fastest of 8/16/32 on a CPU)."""
+    return speculative(TokenRecycling(max_nodes=8, dynamic=True))
+
+
 @register_pipeline("draft-model")
 def draft_model() -> Pipeline:
     """Classic speculative decoding: the model bound as resource ``"draft"`` drafts a chain
@@ -108,5 +115,5 @@ def read_pipeline(name_or_json: str) -> Pipeline:
 
 
 __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
-           "prompt_lookup", "prompt_lookup_tree", "token_recycling",
+           "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_dynamic",
            "draft_model", "draft_model_adaptive"]

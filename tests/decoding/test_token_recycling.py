@@ -149,7 +149,7 @@ def test_observe_writes_each_scored_tokens_top_k(data, vocab, k):
         expected[scored[row]] = list(np.argsort(-scores[row], kind="stable")[:k])
     for token, best in expected.items():
         assert drafter.candidates(token) == best
-    assert drafter.memory_bytes == drafter.matrix.nbytes
+    assert drafter.memory_bytes == drafter.matrix.nbytes + drafter.probs.nbytes
     assert drafter.matrix.shape[1] == k
 
 
@@ -188,3 +188,68 @@ def test_top_k_ids_agree_across_array_types():
         top_k_ids(scores, 0)
     with pytest.raises(ValueError, match="rows, vocab"):
         top_k_ids(scores[0], 2)
+
+
+def _all_paths(matrix, probs, root, depth_limit):
+    """Brute force: every path the matrix allows from ``root``, with its probability."""
+    out, stack = [], [((), (), root, 1.0)]
+    while stack:
+        ranks, tokens, token, weight = stack.pop()
+        if ranks:
+            out.append((weight, tokens))
+        if len(ranks) == depth_limit or token >= len(matrix):
+            continue
+        for rank in range(matrix.shape[1]):
+            candidate = int(matrix[token, rank])
+            if candidate < 0:
+                break
+            if probs[token, rank] > 0:
+                stack.append((ranks + (rank,), tokens + (candidate,), candidate,
+                              weight * float(probs[token, rank])))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), vocab=st.integers(2, 8), k=st.integers(1, 3),
+       depth_limit=st.integers(1, 3), max_nodes=st.integers(1, 10))
+def test_dynamic_trees_hold_the_most_probable_paths(data, vocab, k, depth_limit, max_nodes):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    matrix = np.stack([rng.permutation(vocab)[:k] if vocab >= k else
+                       np.resize(rng.permutation(vocab), k) for _ in range(vocab)])
+    matrix = matrix.astype(np.int32)
+    probs = np.sort(rng.dirichlet(np.ones(k + 1), size=vocab)[:, :k], axis=1)[:, ::-1]
+    probs = np.ascontiguousarray(probs, dtype=np.float32)
+    drafter = TokenRecyclingDrafter(k=k, max_nodes=max_nodes, dynamic=True,
+                                    template=[[0]])
+    drafter.matrix, drafter.probs = matrix, probs
+    root = data.draw(st.integers(0, vocab - 1))
+    tree = drafter(_state([root], max_new_tokens=depth_limit + 1))
+    assert len(tree) <= max_nodes and tree.depth() <= depth_limit
+    # Each node's recorded probability is its path's product, and no path left out of the
+    # tree is more probable than the least probable node taken (ties aside).
+    paths = {tokens: weight for weight, tokens in _all_paths(matrix, probs, root, depth_limit)}
+    taken = {tuple(tree.tokens[i] for i in tree.path_to(n)): tree.probs[n]
+             for n in range(len(tree))}
+    for tokens, prob in taken.items():
+        assert prob == pytest.approx(paths[tokens], rel=1e-5)
+    if len(tree) == max_nodes and taken:
+        floor = min(taken.values())
+        left_out = [w for t, w in paths.items() if t not in taken and t[:-1] in taken | {(): 1}]
+        assert all(w <= floor * (1 + 1e-5) for w in left_out)
+    elif taken:  # under budget: every reachable path was taken
+        assert set(taken) == set(paths)
+
+
+def test_observe_records_candidate_probabilities_and_state_round_trips(tmp_path):
+    logits = np.log(np.array([[0.1, 0.6, 0.3, 0.0 + 1e-9]]))
+    drafter = TokenRecyclingDrafter(k=2, template=[[0]], dynamic=True)
+    drafter.observe(_state([0]), Verification(0, DraftTree(), logits, None))
+    assert drafter.candidates(0) == [1, 2]
+    assert drafter.probs[0].tolist() == pytest.approx([0.6, 0.3], rel=1e-5)
+    assert drafter.memory_bytes == drafter.matrix.nbytes + drafter.probs.nbytes
+    drafter.save(tmp_path / "m.npz")
+    again = TokenRecyclingDrafter(k=2, template=[[0]])
+    again.load(tmp_path / "m.npz")
+    assert again.probs[0].tolist() == pytest.approx([0.6, 0.3], rel=1e-5)
+    again.reset()
+    assert again.candidates(0) == [] and not again.probs.any()

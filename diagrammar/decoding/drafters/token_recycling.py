@@ -20,6 +20,12 @@ written last, so their (real-context) candidates win; the prompt's own positions
 the previous generation.  On a CPU, 80 nodes cost about five single-token steps; pass
 ``max_nodes`` (or let a cost model pick it) to verify a smaller prefix of the template.
 
+Added (``dynamic=True``): instead of the static template, the tree grows greedily by
+estimated path probability, as in DySpec ("DySpec: Faster Speculative Decoding with Dynamic
+Token Tree Structure"): the matrix also keeps the target's probability of each candidate, a
+path's estimate is the product of those along it, and the ``max_nodes`` most probable nodes
+(each with its parent) are drafted, best first.
+
 >>> import numpy as np
 >>> from diagrammar.decoding.state import Acceptance, DecodeState, Verification
 >>> from diagrammar.decoding.tree import DraftTree
@@ -46,7 +52,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from diagrammar.decoding.drafters.base import BaseDrafter
-from diagrammar.decoding.scores import top_k_ids
+from diagrammar.decoding.scores import top_k_probabilities
 from diagrammar.decoding.state import DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree
 
@@ -172,10 +178,14 @@ class TokenRecyclingDrafter(BaseDrafter):
         hot_start: keep the matrix from one generation to the next (the paper's setting);
             ``False`` resets it at every :meth:`start`.
         frozen: never update the matrix (reproducible runs after :meth:`load`).
+        dynamic: grow each tree by estimated path probability (DySpec-style) instead of
+            filling the template; ``max_nodes`` (default: the template's size) bounds it.
 
     Attributes:
         matrix: the ``rows x k`` adjacency matrix (``int32``, ``-1`` = unknown), or ``None``
             before the first generation.
+        probs: the target's probability of each candidate when it was recorded (``float32``,
+            same shape).
     """
 
     def __init__(
@@ -185,6 +195,7 @@ class TokenRecyclingDrafter(BaseDrafter):
         max_nodes: int | None = None,
         hot_start: bool = True,
         frozen: bool = False,
+        dynamic: bool = False,
     ) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -195,7 +206,9 @@ class TokenRecyclingDrafter(BaseDrafter):
         self.max_nodes = len(self.template) if max_nodes is None else max_nodes
         self.hot_start = hot_start
         self.frozen = frozen
+        self.dynamic = dynamic
         self.matrix: np.ndarray | None = None
+        self.probs: np.ndarray | None = None
         index = {path: i for i, path in enumerate(self.template)}
         # (template index of the parent or -1 for the root, rank, depth) per template node.
         self._plan = [
@@ -206,13 +219,16 @@ class TokenRecyclingDrafter(BaseDrafter):
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes the adjacency matrix takes (0 before the first generation)."""
-        return 0 if self.matrix is None else int(self.matrix.nbytes)
+        """Bytes the adjacency matrix and its probabilities take (0 before the first generation)."""
+        if self.matrix is None or self.probs is None:
+            return 0
+        return int(self.matrix.nbytes + self.probs.nbytes)
 
     def reset(self) -> None:
         """Forget every recycled candidate."""
-        if self.matrix is not None:
+        if self.matrix is not None and self.probs is not None:
             self.matrix.fill(-1)
+            self.probs.fill(0.0)
 
     def candidates(self, token: int) -> list[int]:
         """The recycled candidates after ``token``, best first (``[]`` when unknown)."""
@@ -222,17 +238,21 @@ class TokenRecyclingDrafter(BaseDrafter):
 
     def _ensure_rows(self, rows: int) -> np.ndarray:
         matrix = self.matrix
-        if matrix is None or len(matrix) < rows:
+        if matrix is None or self.probs is None or len(matrix) < rows:
             grown = np.full((rows, self.k), -1, dtype=np.int32)
-            if matrix is not None:
+            grown_probs = np.zeros((rows, self.k), dtype=np.float32)
+            if matrix is not None and self.probs is not None:
                 grown[: len(matrix)] = matrix
-            self.matrix = matrix = grown
+                grown_probs[: len(matrix)] = self.probs
+            self.matrix, self.probs = grown, grown_probs
+            matrix = grown
         return matrix
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the matrix (and ``k``) to an ``.npz`` file."""
+        """Write the matrix, its probabilities and ``k`` to an ``.npz`` file."""
         matrix = self.matrix if self.matrix is not None else np.full((0, self.k), -1, np.int32)
-        np.savez(path, matrix=matrix, k=np.int64(self.k))
+        probs = self.probs if self.probs is not None else np.zeros((0, self.k), np.float32)
+        np.savez(path, matrix=matrix, probs=probs, k=np.int64(self.k))
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Read a matrix written by :meth:`save`.
@@ -244,6 +264,7 @@ class TokenRecyclingDrafter(BaseDrafter):
             if int(data["k"]) != self.k:
                 raise ValueError(f"{path} holds a matrix for k={int(data['k'])}, not k={self.k}")
             self.matrix = np.array(data["matrix"], dtype=np.int32)
+            self.probs = np.array(data["probs"], dtype=np.float32)
 
     # ------------------------------------------------------------------ drafter protocol
 
@@ -264,6 +285,8 @@ class TokenRecyclingDrafter(BaseDrafter):
         depth_limit = state.draft_budget
         if matrix is None or depth_limit == 0 or self.max_nodes == 0:
             return tree
+        if self.dynamic:
+            return self._grow(state.tokens[-1], depth_limit)
         rows = len(matrix)
         nodes: list[int | None] = [None] * len(self._plan)
         tokens = tree.tokens
@@ -287,13 +310,45 @@ class TokenRecyclingDrafter(BaseDrafter):
                     break
         return tree
 
+    def _grow(self, root: int, depth_limit: int) -> DraftTree:
+        """DySpec-style: the ``max_nodes`` nodes of highest estimated path probability."""
+        tree = DraftTree()
+        matrix, probs = self.matrix, self.probs
+        assert matrix is not None and probs is not None
+        rows = len(matrix)
+        # (-path probability, tie-break counter, parent node, its token, its depth)
+        frontier: list[tuple[float, int, int, int, int]] = []
+        counter = 0
+
+        def expand(node: int, token: int, weight: float, depth: int) -> None:
+            nonlocal counter
+            if depth >= depth_limit or token >= rows:
+                return
+            for rank in range(self.k):
+                candidate = int(matrix[token, rank])
+                if candidate < 0:
+                    break
+                p = weight * float(probs[token, rank])
+                if p > 0.0:
+                    heapq.heappush(frontier, (-p, counter, node, candidate, depth + 1))
+                    counter += 1
+
+        expand(-1, root, 1.0, 0)
+        while frontier and len(tree) < self.max_nodes:
+            negative, _, parent, token, depth = heapq.heappop(frontier)
+            before = len(tree)
+            node = tree.add(parent, token, prob=-negative)
+            if len(tree) > before:
+                expand(node, token, -negative, depth)
+        return tree
+
     def observe(self, state: DecodeState, verification: Verification) -> None:
         """Recycle the target's top-k at the root and at every node of the pass."""
         if self.frozen:
             return
         tree = verification.tree
         scored = [verification.root, *tree.tokens]
-        ids = top_k_ids(verification.scores[: len(scored)], self.k)
+        ids, candidate_probs = top_k_probabilities(verification.scores[: len(scored)], self.k)
         # Write order: tree nodes, then the root and the accepted path, so that when a token
         # occurs more than once its candidates in the real context win.
         accepted = verification.acceptance.path if verification.acceptance else ()
@@ -305,7 +360,11 @@ class TokenRecyclingDrafter(BaseDrafter):
             last[scored[row]] = row
         targets = np.fromiter(last.keys(), dtype=np.int64, count=len(last))
         matrix = self._ensure_rows(int(targets.max()) + 1)
+        assert self.probs is not None
         width = ids.shape[1]
-        matrix[targets, :width] = ids[np.fromiter(last.values(), dtype=np.int64, count=len(last))]
+        rows = np.fromiter(last.values(), dtype=np.int64, count=len(last))
+        matrix[targets, :width] = ids[rows]
+        self.probs[targets, :width] = candidate_probs[rows]
         if width < self.k:
             matrix[targets, width:] = -1
+            self.probs[targets, width:] = 0.0

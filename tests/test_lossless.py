@@ -131,7 +131,7 @@ def test_prompt_lookup_is_lossless(model_factory, kind, model_seed, pattern, rep
        prompts=st.lists(st.lists(st.integers(4, VOCAB - 1), min_size=1, max_size=24),
                         min_size=1, max_size=3),
        max_new_tokens=st.integers(1, 40), max_nodes=st.sampled_from([None, 1, 7, 30]),
-       k=st.integers(1, 8), dynamic=st.booleans())
+       k=st.integers(1, 8), dynamic=st.sampled_from([False, True, "sized"]))
 def test_token_recycling_is_lossless_with_a_hot_matrix(model_factory, kind, model_seed,
                                                        prompts, max_new_tokens, max_nodes, k,
                                                        dynamic):
@@ -141,8 +141,10 @@ def test_token_recycling_is_lossless_with_a_hot_matrix(model_factory, kind, mode
     execute = Execute(model)
     greedy = execute(autoregressive())
     template = None if k == 8 else [[r] for r in range(k)] + [[0, r] for r in range(k)]
-    recycled = execute(speculative(TokenRecycling(k=k, template=template, max_nodes=max_nodes,
-                                                  dynamic=dynamic)))
+    box = TokenRecycling(k=k, template=template, max_nodes=max_nodes, dynamic=bool(dynamic),
+                         cost="cost" if dynamic == "sized" else None)
+    curve = {"sizes": [1, 4, 16, 64], "median_seconds": [1.0, 1.1, 1.5, 3.0]}
+    recycled = Execute(model, resources={"cost": curve})(speculative(box))
     for prompt in [*prompts, prompts[0]]:
         result = recycled.generate(prompt, max_new_tokens)
         assert result.tokens == greedy.generate(prompt, max_new_tokens).tokens

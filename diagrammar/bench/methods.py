@@ -134,7 +134,8 @@ def _our_method(name: str, lm: Any, diagram: Any,
 
 
 def build_methods(target: LoadedModel, assistant: LoadedModel | None,
-                  pipelines: Sequence[str] | None = None) -> list[Method]:
+                  pipelines: Sequence[str] | None = None,
+                  resources: dict[str, Any] | None = None) -> list[Method]:
     """The Hugging Face baselines and our pipelines.
 
     Args:
@@ -144,6 +145,7 @@ def build_methods(target: LoadedModel, assistant: LoadedModel | None,
             that need a draft model).
         pipelines: names in :data:`~diagrammar.diagrams.PIPELINES`; ``None`` = all of them,
             ``autoregressive`` first.
+        resources: more resources for our pipelines (e.g. ``"cost"``, a measured cost curve).
 
     Returns:
         The methods, the reference (``hf/greedy``) first.
@@ -153,7 +155,8 @@ def build_methods(target: LoadedModel, assistant: LoadedModel | None,
     """
     from diagrammar.diagrams import PIPELINES, required_resources
 
-    resources = {"draft": assistant.lm} if assistant is not None else {}
+    resources = {**(resources or {}),
+                 **({"draft": assistant.lm} if assistant is not None else {})}
     methods = [_hf_method(REFERENCE, target.lm),
                _hf_method("hf/prompt-lookup", target.lm, prompt_lookup_num_tokens=10)]
     if assistant is not None:

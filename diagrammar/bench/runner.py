@@ -35,6 +35,9 @@ from diagrammar.bench.prompts import CATEGORIES, Prompt, build_prompts
 from diagrammar.bench.results import BenchResult, Run, summarize, timing_breakdown
 from diagrammar.bench.third_party import installed_versions
 
+#: Pass sizes of the quick cost curve that size-aware pipelines are given.
+SIZING_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+
 __all__ = ["interleave", "machine_info", "run_benchmark"]
 
 
@@ -132,8 +135,11 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
 
     limit = (lm.max_positions or 4096) - config.max_new_tokens - 1
     prompts = build_prompts(config.per_category, count_tokens=count, max_prompt_tokens=limit)
-    methods = build_methods(target, assistant, config.pipelines)
     encoded = {p.id: lm.encode(p.text) for p in prompts}
+    # The cost model our size-aware pipelines read ("cost"): a quick curve measured up front.
+    first = max(prompts, key=lambda p: len(encoded[p.id]))
+    sizing = measure_cost_curve(lm, encoded[first.id], SIZING_SIZES, repeats=3)
+    methods = build_methods(target, assistant, config.pipelines, resources={"cost": sizing})
     order = interleave(prompts)
 
     for _ in range(config.warmup):

@@ -279,7 +279,9 @@ class TokenRecycling(Drafter):
     of rank lists; ``None`` = the paper-style 80-node default) is filled breadth first from
     it, up to ``max_nodes`` nodes (``None`` = the whole template). With ``hot_start`` the
     matrix outlives a generation; ``frozen`` stops updates. With ``dynamic`` the tree instead
-    grows by estimated path probability (DySpec-style) up to ``max_nodes``. The template is
+    grows by estimated path probability (DySpec-style) up to ``max_nodes``; ``cost`` then
+    names a resource holding the target's verification cost model (a ``CostModel`` or a
+    measured cost curve), and each tree is cut to the size predicted fastest. The template is
     checked when the pipeline is executed.
 
     >>> TokenRecycling(max_nodes=16).name
@@ -290,9 +292,12 @@ class TokenRecycling(Drafter):
     ValueError: TokenRecycling: k must be an integer from 1 to 64, got 0
     """
 
+    resources = ("cost",)
+
     def __init__(self, k: int = 8, template: list[list[int]] | None = None,
                  max_nodes: int | None = None, hot_start: bool = True,
-                 frozen: bool = False, dynamic: bool = False) -> None:
+                 frozen: bool = False, dynamic: bool = False,
+                 cost: str | None = None) -> None:
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 64:
             raise ValueError(f"TokenRecycling: k must be an integer from 1 to 64, got {k!r}")
         if max_nodes is not None and (not isinstance(max_nodes, int)
@@ -310,8 +315,11 @@ class TokenRecycling(Drafter):
         for label, flag in (("hot_start", hot_start), ("frozen", frozen), ("dynamic", dynamic)):
             if not isinstance(flag, bool):
                 raise ValueError(f"TokenRecycling: {label} must be true or false, got {flag!r}")
+        if cost is not None and (not isinstance(cost, str) or not cost or not dynamic):
+            raise ValueError("TokenRecycling: cost must name a resource, and sizes dynamic "
+                             f"trees only (dynamic=true), got cost={cost!r}")
         super().__init__(k=k, template=template, max_nodes=max_nodes, hot_start=hot_start,
-                         frozen=frozen, dynamic=dynamic)
+                         frozen=frozen, dynamic=dynamic, cost=cost)
 
 
 class DraftModel(Drafter):

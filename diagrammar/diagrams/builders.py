@@ -82,6 +82,14 @@ def token_recycling_dynamic() -> Pipeline:
     return speculative(TokenRecycling(max_nodes=8, dynamic=True))
 
 
+@register_pipeline("token-recycling-sized")
+def token_recycling_sized() -> Pipeline:
+    """Dynamic Token Recycling grown to 48 nodes and cut to the size the cost model bound as
+    resource ``"cost"`` predicts fastest (bind a measured curve:
+    ``Execute(target, resources={"cost": measure_cost_curve(...)})``)."""
+    return speculative(TokenRecycling(max_nodes=48, dynamic=True, cost="cost"))
+
+
 @register_pipeline("draft-model")
 def draft_model() -> Pipeline:
     """Classic speculative decoding: the model bound as resource ``"draft"`` drafts a chain
@@ -116,4 +124,5 @@ def read_pipeline(name_or_json: str) -> Pipeline:
 
 __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
            "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_dynamic",
+           "token_recycling_sized",
            "draft_model", "draft_model_adaptive"]

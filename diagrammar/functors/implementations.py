@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diagrammar.decoding.cost import CostModel
 from diagrammar.decoding.drafters import (
     DraftModelDrafter,
     MergeDrafter,
@@ -44,8 +45,12 @@ from diagrammar.functors.backends import ImplementationFactory
 
 
 def _token_recycling(box: TokenRecycling, execute: Any) -> DrafterStep:
+    spec = box.spec
+    if spec["cost"] is not None:
+        cost = execute.resource(box, "cost")
+        spec["cost"] = cost if isinstance(cost, CostModel) else CostModel.from_curve(cost)
     try:
-        return DrafterStep(TokenRecyclingDrafter(**box.spec))
+        return DrafterStep(TokenRecyclingDrafter(**spec))
     except ValueError as error:
         raise ValueError(f"{box.name}: {error}") from None
 

@@ -62,7 +62,7 @@ def test_a_diverging_lossless_method_fails_the_run(bench_tiny_lm, tmp_path, monk
 
     real = runner.build_methods
 
-    def with_a_broken_method(target, assistant, pipelines=None):
+    def with_a_broken_method(target, assistant, pipelines=None, resources=None):
         methods = real(target, assistant, ["autoregressive"])
         good = methods[-1]
 

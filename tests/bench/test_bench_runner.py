@@ -67,11 +67,16 @@ def test_methods_cover_hf_baselines_and_every_pipeline(model_factory):
 
     target = LoadedModel("x", HFCausalLM(model_factory("gpt2", seed=3)), None)
     helper = LoadedModel("y", HFCausalLM(model_factory("gpt2", seed=4)), None)
-    methods = build_methods(target, helper)
+    curve = {"sizes": [1, 8, 64], "median_seconds": [1.0, 1.3, 3.0]}
+    methods = build_methods(target, helper, resources={"cost": curve})
     names = [m.name for m in methods]
     assert names[:3] == ["hf/greedy", "hf/prompt-lookup", "hf/assisted"]
     assert names[3] == "ours/autoregressive"
     assert {f"ours/{n}" for n in PIPELINES} <= set(names)
+    # Without the resources they need, pipelines are left out of an all-pipelines run.
+    unbound = {m.name for m in build_methods(target, None)}
+    assert "ours/draft-model" not in unbound and "ours/token-recycling-sized" not in unbound
+    assert "ours/prompt-lookup" in unbound
     assert all(m.lossless for m in methods)
     assert [m.name for m in build_methods(target, None, ["prompt-lookup"])] == [
         "hf/greedy", "hf/prompt-lookup", "ours/prompt-lookup"]

@@ -52,7 +52,8 @@ def test_every_named_pipeline_is_token_identical_across_backends(
     step = PIPELINES[name]()
     # Pipelines that need a draft model get another random GPT-2 over the same vocabulary,
     # loaded by each backend (so it too runs on NumPy there).
-    resources = {"draft": model_factory("gpt2", seed + 4)}
+    resources = {"draft": model_factory("gpt2", seed + 4),
+                 "cost": {"sizes": [1, 8, 64], "median_seconds": [1.0, 1.2, 3.0]}}
     on_torch = Execute(model, resources=resources)(step).generate(prompt, max_new_tokens)
     on_numpy = Execute(model, backend=numpy_backend, resources=resources)(step).generate(
         prompt, max_new_tokens)

@@ -24,7 +24,10 @@ Added (``dynamic=True``): instead of the static template, the tree grows greedil
 estimated path probability, as in DySpec ("DySpec: Faster Speculative Decoding with Dynamic
 Token Tree Structure"): the matrix also keeps the target's probability of each candidate, a
 path's estimate is the product of those along it, and the ``max_nodes`` most probable nodes
-(each with its parent) are drafted, best first.
+(each with its parent) are drafted, best first.  With a :class:`~diagrammar.decoding.cost.
+CostModel` (``cost=``) the tree is then cut to the size that maximises the predicted tokens per
+second: the expected number of accepted tokens of the first ``m`` nodes is the sum of their
+path estimates, calibrated on the fly against how often such paths were accepted.
 
 >>> import numpy as np
 >>> from diagrammar.decoding.state import Acceptance, DecodeState, Verification
@@ -51,7 +54,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from diagrammar.decoding.cost import CostModel
 from diagrammar.decoding.drafters.base import BaseDrafter
+from diagrammar.decoding.drafters.draft_model import AcceptanceCalibration
 from diagrammar.decoding.scores import top_k_probabilities
 from diagrammar.decoding.state import DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree
@@ -180,6 +185,8 @@ class TokenRecyclingDrafter(BaseDrafter):
         frozen: never update the matrix (reproducible runs after :meth:`load`).
         dynamic: grow each tree by estimated path probability (DySpec-style) instead of
             filling the template; ``max_nodes`` (default: the template's size) bounds it.
+        cost: a cost model of the target's verification; with ``dynamic``, each tree is cut
+            to the size with the highest predicted tokens per second.
 
     Attributes:
         matrix: the ``rows x k`` adjacency matrix (``int32``, ``-1`` = unknown), or ``None``
@@ -196,6 +203,7 @@ class TokenRecyclingDrafter(BaseDrafter):
         hot_start: bool = True,
         frozen: bool = False,
         dynamic: bool = False,
+        cost: CostModel | None = None,
     ) -> None:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -207,6 +215,10 @@ class TokenRecyclingDrafter(BaseDrafter):
         self.hot_start = hot_start
         self.frozen = frozen
         self.dynamic = dynamic
+        self.cost = cost
+        #: Path-probability estimate -> observed acceptance (used with ``cost``).
+        self.calibration = AcceptanceCalibration()
+        self._drafted: DraftTree | None = None
         self.matrix: np.ndarray | None = None
         self.probs: np.ndarray | None = None
         index = {path: i for i, path in enumerate(self.template)}
@@ -286,7 +298,11 @@ class TokenRecyclingDrafter(BaseDrafter):
         if matrix is None or depth_limit == 0 or self.max_nodes == 0:
             return tree
         if self.dynamic:
-            return self._grow(state.tokens[-1], depth_limit)
+            tree = self._grow(state.tokens[-1], depth_limit)
+            if self.cost is not None:
+                tree = self._sized(tree)
+            self._drafted = tree
+            return tree
         rows = len(matrix)
         nodes: list[int | None] = [None] * len(self._plan)
         tokens = tree.tokens
@@ -342,10 +358,38 @@ class TokenRecyclingDrafter(BaseDrafter):
                 expand(node, token, -negative, depth)
         return tree
 
+    def _sized(self, tree: DraftTree) -> DraftTree:
+        """The prefix of ``tree`` (nodes in the order grown) the cost model predicts fastest."""
+        assert self.cost is not None
+        gains = [0.0]
+        for prob in tree.probs:
+            gains.append(gains[-1] + self.calibration.estimate(float(prob or 0.0)))
+        keep = self.cost.best_size(gains)
+        if keep == len(tree):
+            return tree
+        return DraftTree.from_parents(tree.tokens[:keep], tree.parents[:keep],
+                                      probs=tree.probs[:keep])
+
+    def _calibrate(self, accepted: tuple[int, ...]) -> None:
+        """Each drafted node's estimate against whether its whole path was accepted."""
+        tree = self._drafted
+        if tree is None:
+            return
+        on_path: list[bool] = []
+        for node, (token, parent) in enumerate(zip(tree.tokens, tree.parents, strict=True)):
+            depth = len(tree.path_to(node))
+            hit = (parent < 0 or on_path[parent]) and depth <= len(accepted) and (
+                accepted[depth - 1] == token)
+            on_path.append(hit)
+            self.calibration.record(float(tree.probs[node] or 0.0), hit)
+        self._drafted = None
+
     def observe(self, state: DecodeState, verification: Verification) -> None:
         """Recycle the target's top-k at the root and at every node of the pass."""
         if self.frozen:
             return
+        if self.cost is not None and verification.acceptance is not None:
+            self._calibrate(verification.acceptance.tokens)
         tree = verification.tree
         scored = [verification.root, *tree.tokens]
         ids, candidate_probs = top_k_probabilities(verification.scores[: len(scored)], self.k)

@@ -30,14 +30,17 @@ class CostModel:
 
     Args:
         sizes: tokens per pass, strictly increasing, starting at 1.
-        seconds: the measured time of each size (any unit: only ratios matter).
+        seconds: the measured time of each size, in seconds.
+        overhead: seconds a step spends outside verification (drafting, acceptance, commit);
+            :meth:`observe_step` re-tunes it from measured step times.
 
     Raises:
         ValueError: sizes that do not start at 1 or do not increase, non-positive times, or
             lists of different lengths.
     """
 
-    def __init__(self, sizes: Sequence[int], seconds: Sequence[float]) -> None:
+    def __init__(self, sizes: Sequence[int], seconds: Sequence[float],
+                 overhead: float = 0.0) -> None:
         sizes, seconds = [int(n) for n in sizes], [float(s) for s in seconds]
         if len(sizes) != len(seconds) or not sizes:
             raise ValueError("a cost curve needs one time per size, and at least one size")
@@ -45,7 +48,10 @@ class CostModel:
             raise ValueError(f"cost curve sizes must increase from 1, got {sizes}")
         if any(s <= 0 for s in seconds):
             raise ValueError("cost curve times must be positive")
+        if overhead < 0:
+            raise ValueError(f"overhead must be non-negative, got {overhead}")
         self.sizes, self.seconds = sizes, seconds
+        self.overhead = float(overhead)
 
     @classmethod
     def from_curve(cls, curve: Mapping[str, Any]) -> CostModel:
@@ -67,7 +73,14 @@ class CostModel:
     def rate(self, nodes: int, accepted: float) -> float:
         """Predicted tokens per unit time of a step verifying ``nodes`` draft nodes of which
         ``accepted`` are expected to be accepted."""
-        return (1.0 + accepted) / self.time(nodes + 1)
+        return (1.0 + accepted) / (self.time(nodes + 1) + self.overhead)
+
+    def observe_step(self, nodes: int, seconds: float, weight: float = 0.1) -> None:
+        """Re-tune :attr:`overhead` from one measured step that verified ``nodes`` draft nodes
+        in ``seconds`` all told: an exponential moving average of the time beyond the curve's
+        prediction (never below zero)."""
+        beyond = max(0.0, seconds - self.time(nodes + 1))
+        self.overhead += weight * (beyond - self.overhead)
 
     def best_size(self, gains: Sequence[float]) -> int:
         """The number of nodes ``m`` (an index into ``gains``) with the highest :meth:`rate`.
@@ -77,11 +90,12 @@ class CostModel:
                 first ``m`` nodes are verified; ``gains[0]`` is 0.
 
         Returns:
-            The best ``m``; the smallest on ties (0 when drafting does not pay).
+            The best ``m``; the smallest on ties, within a relative 1e-9 (0 when drafting does
+            not pay).
         """
         best, best_rate = 0, self.rate(0, 0.0)
         for m in range(1, len(gains)):
             rate = self.rate(m, gains[m])
-            if rate > best_rate:
+            if rate > best_rate * (1 + 1e-9):
                 best, best_rate = m, rate
         return best

@@ -27,7 +27,8 @@ path's estimate is the product of those along it, and the ``max_nodes`` most pro
 (each with its parent) are drafted, best first.  With a :class:`~diagrammar.decoding.cost.
 CostModel` (``cost=``) the tree is then cut to the size that maximises the predicted tokens per
 second: the expected number of accepted tokens of the first ``m`` nodes is the sum of their
-path estimates, calibrated on the fly against how often such paths were accepted.
+path estimates, calibrated on the fly against how often such paths were accepted, and the
+time a step spends outside verification is re-tuned from the measured time between calls.
 
 >>> import numpy as np
 >>> from diagrammar.decoding.state import Acceptance, DecodeState, Verification
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -219,6 +221,7 @@ class TokenRecyclingDrafter(BaseDrafter):
         #: Path-probability estimate -> observed acceptance (used with ``cost``).
         self.calibration = AcceptanceCalibration()
         self._drafted: DraftTree | None = None
+        self._last_call: float | None = None  # when the previous step's draft began
         self.matrix: np.ndarray | None = None
         self.probs: np.ndarray | None = None
         index = {path: i for i, path in enumerate(self.template)}
@@ -284,6 +287,7 @@ class TokenRecyclingDrafter(BaseDrafter):
         """Size the matrix for the target's vocabulary; reset it unless ``hot_start``."""
         if not self.hot_start:
             self.reset()
+        self._last_call = None  # the prefill between generations is no step
         if state.vocab_size:
             self._ensure_rows(state.vocab_size)
 
@@ -298,6 +302,11 @@ class TokenRecyclingDrafter(BaseDrafter):
         if matrix is None or depth_limit == 0 or self.max_nodes == 0:
             return tree
         if self.dynamic:
+            if self.cost is not None:
+                now = time.perf_counter()
+                if self._last_call is not None and self._drafted is not None and not self.frozen:
+                    self.cost.observe_step(len(self._drafted), now - self._last_call)
+                self._last_call = now
             tree = self._grow(state.tokens[-1], depth_limit)
             if self.cost is not None:
                 tree = self._sized(tree)
@@ -382,7 +391,6 @@ class TokenRecyclingDrafter(BaseDrafter):
                 accepted[depth - 1] == token)
             on_path.append(hit)
             self.calibration.record(float(tree.probs[node] or 0.0), hit)
-        self._drafted = None
 
     def observe(self, state: DecodeState, verification: Verification) -> None:
         """Recycle the target's top-k at the root and at every node of the pass."""

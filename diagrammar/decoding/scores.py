@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["top_k_ids", "top_k_probabilities", "top_probabilities"]
+__all__ = ["top_k_ids", "top_k_probabilities"]
 
 
 def top_k_ids(scores: Any, k: int) -> np.ndarray:
@@ -49,37 +49,6 @@ def top_k_ids(scores: Any, k: int) -> np.ndarray:
         part = np.argpartition(-array, k - 1, axis=-1)[:, :k]
     order = np.argsort(-np.take_along_axis(array, part, axis=-1), axis=-1, kind="stable")
     return np.take_along_axis(part, order, axis=-1).astype(np.int64)
-
-
-def top_probabilities(scores: Any, row: int, k: int = 1) -> tuple[list[int], list[float]]:
-    """The ``k`` most likely tokens of one row of scores (logits), with their probabilities.
-
-    Args:
-        scores: a ``(rows, vocab)`` array of logits (torch, NumPy, JAX, ...).
-        row: which row (negative counts from the end).
-        k: how many tokens, at least 1.
-
-    Returns:
-        ``(ids, probabilities)``, most likely first; probabilities are the softmax's.
-
-    Example:
-        >>> import numpy as np
-        >>> ids, probs = top_probabilities(np.log(np.array([[0.2, 0.5, 0.3]])), 0, k=2)
-        >>> ids, [round(p, 6) for p in probs]
-        ([1, 2], [0.5, 0.3])
-    """
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    line = scores[row]
-    if callable(getattr(line, "topk", None)):  # torch: softmax and top-k on the device
-        probs = line.float().softmax(-1)
-        found = probs.topk(min(k, int(probs.shape[-1])), -1)
-        return found.indices.tolist(), found.values.tolist()
-    logits = np.asarray(line, dtype=np.float64)
-    probs = np.exp(logits - logits.max())
-    probs /= probs.sum()
-    ids = top_k_ids(probs[None, :], k)[0]
-    return ids.tolist(), probs[ids].tolist()
 
 
 def top_k_probabilities(scores: Any, k: int) -> tuple[np.ndarray, np.ndarray]:

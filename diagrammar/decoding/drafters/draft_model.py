@@ -32,7 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 from diagrammar.decoding.drafters.base import BaseDrafter
-from diagrammar.decoding.scores import top_probabilities
+from diagrammar.decoding.scores import top_k_probabilities
 from diagrammar.decoding.state import DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree
 
@@ -128,11 +128,11 @@ class DraftModelDrafter(BaseDrafter):
         if wanted == 0:
             return tree
         session, tokens = self._session, state.tokens
-        common = 0
         limit = min(len(self._cached), len(tokens) - 1)
         cached = self._cached
-        while common < limit and cached[common] == tokens[common]:
-            common += 1
+        common = limit
+        if cached[:limit] != tokens[:limit]:  # a rollback: find where they part
+            common = next(i for i in range(limit) if cached[i] != tokens[i])
         if common < session.cache_length:
             session.truncate(common)
         # Catch up on the committed tokens and score the first draft position in one pass.
@@ -143,8 +143,8 @@ class DraftModelDrafter(BaseDrafter):
         self._cached = list(tokens)
         survival, parent = 1.0, -1
         for depth in range(wanted):
-            ids, probs = top_probabilities(scores, -1, 1)
-            token, probability = ids[0], probs[0]
+            ids, probs = top_k_probabilities(scores[-1:], 1)
+            token, probability = int(ids[0, 0]), float(probs[0, 0])
             parent = tree.add(parent, token, prob=probability)
             self._chain.append((token, probability))
             if self.stop_threshold is not None:

@@ -385,8 +385,9 @@ class TokenRecyclingDrafter(BaseDrafter):
         if tree is None:
             return
         on_path: list[bool] = []
+        depths = tree.depths()
         for node, (token, parent) in enumerate(zip(tree.tokens, tree.parents, strict=True)):
-            depth = len(tree.path_to(node))
+            depth = depths[node]
             hit = (parent < 0 or on_path[parent]) and depth <= len(accepted) and (
                 accepted[depth - 1] == token)
             on_path.append(hit)

@@ -243,10 +243,7 @@ def shares_heldout_lines(text: str, heldout_lines: set[str]) -> bool:
         >>> shares_heldout_lines(f"{line}\\n" * 3, {line}), shares_heldout_lines("x = 1", {line})
         (True, False)
     """
-    shared = _long_lines(text) & heldout_lines
-    if len(shared) >= _HELDOUT_LINE_LIMIT:
-        return True
-    # A file repeating one held-out line many times counts every occurrence.
+    # Every occurrence counts, so a file repeating one held-out line is caught too.
     count = sum(
         1
         for line in map(str.strip, text.splitlines())

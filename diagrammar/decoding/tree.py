@@ -3,7 +3,10 @@
 Nodes are numbered in insertion order, so a parent always comes before its children; the
 parent ``-1`` is the root (the last committed token). A node may carry the drafter's
 probability of its token given its path (``probs``; ``None`` for deterministic drafters), which
-speculative sampling needs.
+speculative sampling needs. A drafter that *samples* its tokens records how: a
+:class:`Proposal` per parent node (the distribution it drew from, the draws in order, with or
+without replacement), which the exact sampling acceptance rules read; nodes without one are
+deterministic candidates (a one-hot draft distribution).
 
 >>> tree = DraftTree()
 >>> tree.add_path([5, 6, 7])
@@ -23,18 +26,42 @@ speculative sampling needs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """How a sampling drafter drew the children of one node.
+
+    Attributes:
+        distribution: the drafter's (warped) next-token distribution at the node, a
+            ``(vocab,)`` array of probabilities summing to 1.
+        draws: the drawn tokens in the order drawn (repeats kept when drawn with replacement).
+        replacement: ``True`` for independent draws, ``False`` for draws without replacement
+            (each from the distribution with the earlier draws removed).
+
+    >>> Proposal([0.5, 0.5], (1, 1)).draws
+    (1, 1)
+    """
+
+    distribution: Any
+    draws: tuple[int, ...]
+    replacement: bool = True
 
 
 class DraftTree:
     """A token trie below the root. Adding a path shares the prefix it has with earlier paths."""
 
-    __slots__ = ("tokens", "parents", "probs", "_children")
+    __slots__ = ("tokens", "parents", "probs", "proposals", "_children")
 
     def __init__(self) -> None:
         self.tokens: list[int] = []
         self.parents: list[int] = []
         #: The drafter's probability of each node's token given its path, or ``None``.
         self.probs: list[float | None] = []
+        #: How sampled children were drawn, by parent node (-1 the root); see Proposal.
+        self.proposals: dict[int, list[Proposal]] = {}
         self._children: dict[tuple[int, int], int] = {}
 
     def __len__(self) -> int:
@@ -82,6 +109,13 @@ class DraftTree:
             nodes.append(parent)
         return nodes
 
+    def propose(self, parent: int, proposal: Proposal) -> None:
+        """Records that ``proposal``'s draws were drawn below ``parent`` (they are added as
+        children if missing)."""
+        for token in proposal.draws:
+            self.add(parent, int(token))
+        self.proposals.setdefault(parent, []).append(proposal)
+
     @property
     def has_probs(self) -> bool:
         """Whether every node carries the drafter's probability."""
@@ -96,6 +130,9 @@ class DraftTree:
         mapping: list[int] = []
         for token, parent, prob in zip(other.tokens, other.parents, other.probs):
             mapping.append(self.add(mapping[parent] if parent >= 0 else -1, token, prob))
+        for parent, proposals in other.proposals.items():
+            self.proposals.setdefault(mapping[parent] if parent >= 0 else -1, []).extend(
+                proposals)
         return self
 
     def depths(self) -> list[int]:
@@ -115,6 +152,9 @@ class DraftTree:
         for node, (token, parent, prob) in enumerate(zip(self.tokens, self.parents, self.probs)):
             if depths[node] <= max_depth:
                 mapping[node] = pruned.add(mapping[parent], token, prob)
+        for parent, proposals in self.proposals.items():
+            if parent < 0 or depths[parent] < max_depth:  # its children survive
+                pruned.proposals[mapping[parent]] = list(proposals)
         return pruned
 
     def path_to(self, node: int) -> list[int]:
@@ -152,4 +192,4 @@ class DraftTree:
         return tree
 
 
-__all__ = ["DraftTree"]
+__all__ = ["DraftTree", "Proposal"]

@@ -32,6 +32,7 @@ from typing import Any
 from diagrammar.decoding.acceptance import greedy_accept
 from diagrammar.decoding.commit import commit
 from diagrammar.decoding.drafters.base import learns
+from diagrammar.decoding.sampling import spectr_accept, speculative_sample
 from diagrammar.decoding.state import Acceptance, DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree
 
@@ -96,8 +97,7 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
     """Scores the root and the whole tree in one forward pass of the target model.
 
     Enforces the contract drafters may break: nodes deeper than the budget left are pruned
-    (they could never be committed), and token ids outside the vocabulary are an error. The
-    number of nodes verified is recorded in ``state.draft_nodes_per_step``.
+    (they could never be committed), and token ids outside the vocabulary are an error.
     """
     if len(tree) > state.draft_budget and tree.depth() > state.draft_budget:
         tree = tree.prune(state.draft_budget)
@@ -108,7 +108,6 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
                             f"vocabulary of {state.vocab_size}")
     root = state.tokens[-1]
     scores = state.session.verify(root, tree.tokens, tree.parents)
-    state.draft_nodes_per_step.append(len(tree))
     if state.observers:                       # only drafters that learn need the record
         state.verification = Verification(root, tree, scores)
     return state, tree, scores
@@ -134,6 +133,31 @@ class GreedyAcceptStep:
 greedy_accept_step = GreedyAcceptStep()
 
 
+class SamplingAcceptStep:
+    """Exact speculative sampling (the ``SpeculativeSampling`` and ``SpecTrAccept`` boxes):
+    the committed tokens follow the target's distribution under the generation config
+    (temperature, top-k, top-p), drawn with the generation's random generator; at temperature
+    0 they are the greedy tokens.
+
+    Args:
+        rule: ``"speculative"`` (chains, SpecInfer and RSD trees) or ``"spectr"``
+            (k-sequential selection over independent draws).
+    """
+
+    RULES = {"speculative": speculative_sample, "spectr": spectr_accept}
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: str = "speculative") -> None:
+        if rule not in self.RULES:
+            raise ValueError(f"unknown sampling rule {rule!r}; known: {sorted(self.RULES)}")
+        self.rule = self.RULES[rule]
+
+    def __call__(self, state: DecodeState, tree: DraftTree, scores: Any
+                 ) -> tuple[DecodeState, Acceptance]:
+        return state, self.rule(tree, scores, state.config, state.rng)
+
+
 def commit_step(state: DecodeState, accepted: Acceptance) -> tuple[DecodeState]:
     """Commits the accepted tokens (see :func:`~diagrammar.decoding.commit.commit`)."""
     commit(state, accepted)
@@ -141,4 +165,4 @@ def commit_step(state: DecodeState, accepted: Acceptance) -> tuple[DecodeState]:
 
 
 __all__ = ["DecodingError", "DrafterStep", "UnwiredDrafter", "as_drafter", "verify_step",
-           "GreedyAcceptStep", "greedy_accept_step", "commit_step"]
+           "GreedyAcceptStep", "greedy_accept_step", "SamplingAcceptStep", "commit_step"]

@@ -22,6 +22,8 @@ from diagrammar.diagrams.boxes import (
     NoDraft,
     Pipeline,
     PromptLookup,
+    SpecTrAccept,
+    SpeculativeSampling,
     StepBox,
     Swap,
     TokenRecycling,
@@ -44,7 +46,8 @@ from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
     "BOX_CLASSES", "Accept", "Commit", "DraftModel", "Drafter", "GreedyAccept", "Merge",
-    "NoDraft", "Pipeline", "PromptLookup", "StepBox", "Swap", "TokenRecycling", "Verify",
+    "NoDraft", "Pipeline", "PromptLookup", "SpecTrAccept", "SpeculativeSampling", "StepBox",
+    "Swap", "TokenRecycling", "Verify",
     "PIPELINES", "autoregressive", "read_pipeline", "register_pipeline", "speculative",
     "DiagramError", "PipelineFormatError", "WiringError", "from_json", "load_pipeline",
     "save_pipeline", "to_json", "Accepted", "Context", "Draft", "Scores", "Ty", "ROLES",

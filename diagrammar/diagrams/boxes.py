@@ -323,12 +323,17 @@ class TokenRecycling(Drafter):
 
 
 class DraftModel(Drafter):
-    """A draft language model sharing the target's tokenizer drafts a greedy chain.
+    """A draft language model sharing the target's tokenizer drafts a chain or a tree.
 
     ``model`` names a resource bound with ``Execute(..., resources={name: model})``: anything
     the backend loads (``"default:tiny"``, a local folder, a loaded model). The chain is up to
     ``num_tokens`` long; with ``stop_threshold`` it stops early once the estimated chance that
     it holds a rejected token passes the threshold (adaptive length, calibrated on the fly).
+    With ``branches`` (children per node at each depth, the last entry repeating) it drafts a
+    tree ``num_tokens`` deep: the draft model's top tokens when decoding greedily; when
+    sampling, draws from its distribution ``sampling="iid"`` (SpecInfer), ``"without-
+    replacement"`` (Recursive Speculative Decoding) or as ``branches[0]`` independent
+    ``"sequences"`` (SpecTr).
 
     >>> DraftModel(num_tokens=5).name
     'DraftModel(num_tokens=5)'
@@ -341,7 +346,8 @@ class DraftModel(Drafter):
     resources = ("model",)
 
     def __init__(self, model: str = "draft", num_tokens: int = 4,
-                 stop_threshold: float | None = None) -> None:
+                 stop_threshold: float | None = None, branches: list[int] | None = None,
+                 sampling: str = "iid") -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"DraftModel: model must name a resource, got {model!r}")
         if not isinstance(num_tokens, int) or isinstance(num_tokens, bool) or not (
@@ -352,7 +358,21 @@ class DraftModel(Drafter):
                 stop_threshold, (int, float)) or not 0.0 < stop_threshold < 1.0):
             raise ValueError("DraftModel: stop_threshold must be null or a number in (0, 1), "
                              f"got {stop_threshold!r}")
-        super().__init__(model=model, num_tokens=num_tokens, stop_threshold=stop_threshold)
+        if branches is not None:
+            if not isinstance(branches, (list, tuple)) or not branches or not all(
+                    isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= 64
+                    for b in branches):
+                raise ValueError("DraftModel: branches must be null or a non-empty list of "
+                                 f"integers from 1 to 64, got {branches!r}")
+            if stop_threshold is not None:
+                raise ValueError("DraftModel: stop_threshold (adaptive length) applies to "
+                                 "chains only, not with branches")
+            branches = list(branches)
+        if sampling not in ("iid", "without-replacement", "sequences"):
+            raise ValueError("DraftModel: sampling must be \"iid\", \"without-replacement\" "
+                             f"or \"sequences\", got {sampling!r}")
+        super().__init__(model=model, num_tokens=num_tokens, stop_threshold=stop_threshold,
+                         branches=branches, sampling=sampling)
 
 
 class Merge(Drafter):
@@ -421,6 +441,32 @@ class Accept(StepBox, abstract=True):
 class GreedyAccept(Accept):
     """Lossless greedy acceptance: the longest path agreeing with the target's argmax, plus the
     target's own next token after it (the bonus)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class SpeculativeSampling(Accept):
+    """Exact speculative sampling: the committed tokens follow the target's sampling
+    distribution (temperature, top-k, top-p of the generation config), whatever the drafts.
+
+    Rejection sampling against the target, node by node: a drafted token ``x`` drawn from the
+    drafter's ``q`` is accepted with probability ``min(1, p(x)/q(x))``, a rejection leaves the
+    residual ``norm(max(0, p - q))`` for the next sibling (SpecInfer's multi-round rule; RSD's
+    recursive rule for siblings drawn without replacement), and deterministic drafts
+    (prompt lookup, Token Recycling) count as one-hot ``q``. At temperature 0 it is greedy
+    acceptance.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class SpecTrAccept(Accept):
+    """Exact speculative sampling with SpecTr's k-sequential selection over a node's ``k``
+    independent draws (pair it with a drafter that samples several sequences, e.g.
+    ``DraftModel(branches=[3], sampling="sequences")``); other drafts as in
+    :class:`SpeculativeSampling`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -513,7 +559,8 @@ def box_from_json(data: Any) -> StepBox:
 __all__ = [
     "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup",
     "TokenRecycling", "DraftModel", "Merge",
-    "Verify", "Accept", "GreedyAccept", "Commit", "box_to_json", "box_from_json", "ROLES",
+    "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Commit",
+    "box_to_json", "box_from_json", "ROLES",
     "register_box_class", "box_registry", "is_lossless", "required_resources",
     "Context", "Draft", "Scores", "Accepted",
 ]

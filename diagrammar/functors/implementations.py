@@ -27,6 +27,7 @@ from diagrammar.decoding.drafters import (
 from diagrammar.decoding.steps import (
     DrafterStep,
     GreedyAcceptStep,
+    SamplingAcceptStep,
     as_drafter,
     commit_step,
     verify_step,
@@ -38,6 +39,8 @@ from diagrammar.diagrams.boxes import (
     Merge,
     NoDraft,
     PromptLookup,
+    SpecTrAccept,
+    SpeculativeSampling,
     TokenRecycling,
     Verify,
 )
@@ -58,7 +61,8 @@ def _token_recycling(box: TokenRecycling, execute: Any) -> DrafterStep:
 def _draft_model(box: DraftModel, execute: Any) -> DrafterStep:
     spec = box.spec
     model = execute.backend.load_model(execute.resource(box, "model"))
-    return DrafterStep(DraftModelDrafter(model, spec["num_tokens"], spec["stop_threshold"]))
+    return DrafterStep(DraftModelDrafter(model, spec["num_tokens"], spec["stop_threshold"],
+                                         spec["branches"], spec["sampling"]))
 
 
 def _merge(box: Merge, execute: Any) -> DrafterStep:
@@ -74,6 +78,8 @@ IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     Merge: _merge,
     Verify: lambda box, execute: verify_step,
     GreedyAccept: lambda box, execute: GreedyAcceptStep(),
+    SpeculativeSampling: lambda box, execute: SamplingAcceptStep("speculative"),
+    SpecTrAccept: lambda box, execute: SamplingAcceptStep("spectr"),
     Commit: lambda box, execute: commit_step,
 }
 

@@ -17,6 +17,8 @@ from diagrammar.diagrams import (
     NoDraft,
     Pipeline,
     PromptLookup,
+    SpecTrAccept,
+    SpeculativeSampling,
     StepBox,
     TokenRecycling,
     autoregressive,
@@ -147,12 +149,15 @@ def test_every_builtin_box_runs_on_the_torch_backend(model):
     from diagrammar.diagrams import BOX_CLASSES
 
     builtin = {cls for cls in BOX_CLASSES.values() if cls.__module__.startswith("diagrammar.")}
-    step = speculative(PromptLookup() | NoDraft() | TokenRecycling() | DraftModel(),
-                       GreedyAccept())
-    used = {type(box) for box in step.boxes} | {type(d) for d in step.boxes[0].drafters}
+    drafter = PromptLookup() | NoDraft() | TokenRecycling() | DraftModel()
+    steps = [speculative(drafter, accept())
+             for accept in (GreedyAccept, SpeculativeSampling, SpecTrAccept)]
+    used = {type(box) for step in steps for box in step.boxes} | {type(d)
+                                                                   for d in drafter.drafters}
     assert used == builtin
-    decoder = Execute(model, resources={"draft": model})(step)
-    assert len(decoder.generate(PROMPT, 6).tokens) == 6
+    for step in steps:
+        decoder = Execute(model, resources={"draft": model})(step)
+        assert len(decoder.generate(PROMPT, 6).tokens) == 6
 
 
 def test_custom_functor_example_runs():

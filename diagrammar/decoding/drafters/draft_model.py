@@ -1,4 +1,4 @@
-"""A draft model: a smaller causal LM sharing the target's tokenizer drafts a greedy chain.
+"""A draft model: a smaller causal LM sharing the target's tokenizer drafts a chain or a tree.
 
 Classic speculative decoding ("Fast Inference from Transformers via Speculative Decoding",
 Leviathan et al.; "Accelerating Large Language Model Decoding with Speculative Sampling",
@@ -9,6 +9,17 @@ Keeping the caches in step costs nothing extra: the draft session keeps what it 
 at the next call rolls back to the longest prefix it shares with the committed context and
 scores the missing tokens (the accepted ones and the target's bonus token) in the same pass
 that gives the first draft token.
+
+Trees (``branches``): at depth ``i`` each node gets ``branches[i]`` children (the last entry
+repeats), one draft-model pass per level scoring the whole tree so far. Greedy decoding takes
+the draft model's top-``b`` tokens (deterministic candidates). Sampling draws them from the
+draft model's distribution, warped by the same temperature / top-k / top-p as the target, and
+records each node's draws as a :class:`~diagrammar.decoding.tree.Proposal` for the exact
+sampling acceptance rules: ``sampling="iid"`` draws independently (a chain: Leviathan et al.;
+a tree: SpecInfer's token tree from one small model), ``"without-replacement"`` draws distinct
+tokens by the Gumbel top-k trick (Recursive Speculative Decoding's constant-branching tree),
+and ``"sequences"`` draws ``branches[0]`` independent sequences, a node reached by ``m`` of them
+getting ``m`` draws below it (SpecTr's k drafts).
 
 Adaptive length (``stop_threshold``), the SpecDec++ idea ("SpecDec++: Boosting Speculative
 Decoding via Adaptive Candidate Lengths") without its trained acceptance head: drafting stops
@@ -29,14 +40,23 @@ on the fly: drafted tokens are binned by that probability and each bin's observe
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from diagrammar.decoding.drafters.base import BaseDrafter
+from diagrammar.decoding.sampling import (
+    draw_with_replacement,
+    draw_without_replacement,
+    sample_token,
+    score_row,
+    warp,
+)
 from diagrammar.decoding.scores import top_k_probabilities
 from diagrammar.decoding.state import DecodeState, Verification
-from diagrammar.decoding.tree import DraftTree
+from diagrammar.decoding.tree import DraftTree, Proposal
 
-__all__ = ["AcceptanceCalibration", "DraftModelDrafter"]
+__all__ = ["AcceptanceCalibration", "DraftModelDrafter", "SAMPLING_MODES"]
 
 
 class AcceptanceCalibration:
@@ -75,15 +95,24 @@ class AcceptanceCalibration:
         )
 
 
+#: How a sampling draft model draws the children of a node (see the module docstring).
+SAMPLING_MODES = ("iid", "without-replacement", "sequences")
+
+
 class DraftModelDrafter(BaseDrafter):
-    """Drafts a greedy chain with a draft language model (classic speculative decoding).
+    """Drafts a chain or a tree with a draft language model (classic speculative decoding).
 
     Args:
         model: a :class:`~diagrammar.decoding.protocols.LanguageModel` sharing the target's
             token ids (e.g. ``default:tiny`` for ``default:small``).
-        num_tokens: the longest chain.
+        num_tokens: the longest chain (the deepest tree).
         stop_threshold: stop drafting once the estimated probability that the chain holds a
-            rejected token exceeds it (adaptive length); ``None`` drafts ``num_tokens`` always.
+            rejected token exceeds it (adaptive length; chains only); ``None`` drafts
+            ``num_tokens`` always.
+        branches: children per node at each depth (the last entry repeats); ``None`` is a
+            chain.
+        sampling: how a sampling generation draws children: ``"iid"``,
+            ``"without-replacement"`` or ``"sequences"``.
 
     Attributes:
         calibration: the draft-probability -> acceptance estimate (updated from every pass).
@@ -91,14 +120,24 @@ class DraftModelDrafter(BaseDrafter):
     """
 
     def __init__(self, model: Any, num_tokens: int = 4,
-                 stop_threshold: float | None = None) -> None:
+                 stop_threshold: float | None = None,
+                 branches: Sequence[int] | None = None, sampling: str = "iid") -> None:
         if num_tokens < 1:
             raise ValueError(f"num_tokens must be at least 1, got {num_tokens}")
         if stop_threshold is not None and not 0.0 < stop_threshold < 1.0:
             raise ValueError(f"stop_threshold must lie in (0, 1), got {stop_threshold}")
+        if branches is not None and (not branches or any(b < 1 for b in branches)):
+            raise ValueError(f"branches must be a non-empty list of counts >= 1, got {branches}")
+        if sampling not in SAMPLING_MODES:
+            raise ValueError(f"sampling must be one of {', '.join(SAMPLING_MODES)}, got "
+                             f"{sampling!r}")
+        if stop_threshold is not None and branches is not None:
+            raise ValueError("an adaptive length (stop_threshold) applies to chains only")
         self.model = model
         self.num_tokens = num_tokens
         self.stop_threshold = stop_threshold
+        self.branches = None if branches is None else tuple(int(b) for b in branches)
+        self.sampling = sampling
         self.calibration = AcceptanceCalibration()
         self.forward_passes = 0
         self._session: Any = None
@@ -121,12 +160,9 @@ class DraftModelDrafter(BaseDrafter):
         """Only an adaptive length learns from the passes (its calibration)."""
         return self.stop_threshold is not None
 
-    def __call__(self, state: DecodeState) -> DraftTree:
-        tree = DraftTree()
-        self._chain = []
-        wanted = min(self.num_tokens, state.draft_budget)
-        if wanted == 0:
-            return tree
+    def _catch_up(self, state: DecodeState) -> Any:
+        """Brings the draft cache to the committed tokens (rolling back where they part) and
+        returns the draft model's scores after the last one (its cache then holds them all)."""
         session, tokens = self._session, state.tokens
         limit = min(len(self._cached), len(tokens) - 1)
         cached = self._cached
@@ -141,9 +177,23 @@ class DraftModelDrafter(BaseDrafter):
         session.keep(list(range(len(missing))))
         self.forward_passes += 1
         self._cached = list(tokens)
+        return scores[-1:]
+
+    def __call__(self, state: DecodeState) -> DraftTree:
+        self._chain = []
+        wanted = min(self.num_tokens, state.draft_budget)
+        if wanted == 0:
+            return DraftTree()
+        scores = self._catch_up(state)
+        if self.branches is not None:
+            return self._tree(state, scores, wanted)
+        if not state.config.greedy:
+            return self._sampled_chain(state, scores, wanted)
+        tree = DraftTree()
+        session = self._session
         survival, parent = 1.0, -1
         for depth in range(wanted):
-            ids, probs = top_k_probabilities(scores[-1:], 1)
+            ids, probs = top_k_probabilities(scores, 1)
             token, probability = int(ids[0, 0]), float(probs[0, 0])
             parent = tree.add(parent, token, prob=probability)
             self._chain.append((token, probability))
@@ -156,6 +206,71 @@ class DraftModelDrafter(BaseDrafter):
                 session.keep([])
                 self.forward_passes += 1
                 self._cached.append(token)
+        return tree
+
+    def _sampled_chain(self, state: DecodeState, scores: Any, wanted: int) -> DraftTree:
+        """A chain sampled from the warped draft distribution, each draw recorded."""
+        tree, session = DraftTree(), self._session
+        survival, parent = 1.0, -1
+        for depth in range(wanted):
+            q = warp(score_row(scores, 0), state.config)
+            token = sample_token(q, state.rng)
+            tree.propose(parent, Proposal(q, (token,)))
+            parent = tree.child(parent, token)
+            tree.probs[parent] = float(q[token])
+            self._chain.append((token, float(q[token])))
+            if self.stop_threshold is not None:
+                survival *= self.calibration.estimate(float(q[token]))
+                if 1.0 - survival > self.stop_threshold:
+                    break
+            if depth + 1 < wanted:
+                scores = session.verify(token, [], [])
+                session.keep([])
+                self.forward_passes += 1
+                self._cached.append(token)
+        return tree
+
+    def _children(self, state: DecodeState, tree: DraftTree, node: int, scores: Any, row: int,
+                  count: int) -> list[tuple[int, int]]:
+        """Adds ``count`` children (draws) below ``node``; returns (child, times drawn)."""
+        config = state.config
+        if config.greedy:
+            ids, probs = top_k_probabilities(scores[row:row + 1], count)
+            return [(tree.add(node, int(t), float(p)), 1) for t, p in zip(ids[0], probs[0])]
+        q = warp(score_row(scores, row), config)
+        if self.sampling == "without-replacement":
+            draws = draw_without_replacement(q, count, state.rng)
+        else:
+            draws = draw_with_replacement(q, count, state.rng)
+        tree.propose(node, Proposal(q, draws, replacement=self.sampling != "without-replacement"))
+        children = []
+        for token, times in Counter(draws).items():
+            child = tree.child(node, token)
+            tree.probs[child] = float(q[token])
+            children.append((child, times))
+        return children
+
+    def _tree(self, state: DecodeState, scores: Any, wanted: int) -> DraftTree:
+        """Level by level: one draft pass scores the whole tree so far (then is dropped)."""
+        session, tokens = self._session, state.tokens
+        session.truncate(session.cache_length - 1)  # the last token becomes the tree's root
+        self._cached = list(tokens[:-1])
+        branches = self.branches
+        sequences = self.sampling == "sequences" and not state.config.greedy
+        tree = DraftTree()
+        frontier = [(-1, 0, branches[0])]  # (node, its scores row, draws below it)
+        for depth in range(wanted):
+            width = branches[min(depth, len(branches) - 1)]
+            grown = []
+            for node, row, times in frontier:
+                count = times if sequences else width
+                grown.extend(self._children(state, tree, node, scores, row, count))
+            if depth + 1 == wanted or not grown:
+                break
+            scores = session.verify(tokens[-1], tree.tokens, tree.parents)
+            session.truncate(session.cache_length)
+            self.forward_passes += 1
+            frontier = [(child, child + 1, times) for child, times in grown]
         return tree
 
     def observe(self, state: DecodeState, verification: Verification) -> None:

@@ -44,12 +44,15 @@ class Method:
             the mean accepted tokens per step (MAT). ``stats`` is our decode statistics as a
             dict with ``role_seconds`` added, or ``None``.
         family: ``"hf"`` or ``"ours"``.
+        diagram: our pipeline's step diagram (``None`` for Hugging Face methods), for the
+            cost model's prediction (:mod:`~diagrammar.bench.prediction`).
     """
 
     name: str
     lossless: bool
     run: Callable[[list[int], int], tuple[list[int], int, dict[str, Any] | None]]
     family: str = "ours"
+    diagram: Any = None
 
 
 def step_roles(diagram: Any) -> dict[str, str]:
@@ -130,7 +133,7 @@ def _our_method(name: str, lm: Any, diagram: Any,
         stats["role_seconds"] = role_seconds(stats["box_seconds"], roles)
         return generation.tokens, generation.stats.steps, stats
 
-    return Method(f"ours/{name}", is_lossless(diagram), run)
+    return Method(f"ours/{name}", is_lossless(diagram), run, diagram=diagram)
 
 
 def build_methods(target: LoadedModel, assistant: LoadedModel | None,

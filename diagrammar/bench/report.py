@@ -35,6 +35,9 @@ __all__ = ["ReportPathError", "check_out_dir", "plot", "targets", "to_json", "to
 
 #: The issue's performance targets, checked against the overall same-run speedups.
 AR_TARGET = 1.2
+#: The header of the method tables.
+TABLE_HEADER = ("| method | tokens/s | speedup | predicted | MAT | looping | exact |\n"
+                "|---|---:|---:|---:|---:|---:|---:|")
 
 
 def targets(result: BenchResult) -> list[dict[str, Any]]:
@@ -79,7 +82,8 @@ def to_json(result: BenchResult) -> dict[str, Any]:
 
     Returns:
         ``meta``, ``methods``, ``summary``, ``targets``, ``cost_curve``, ``timing_breakdown``,
-        ``near_ties`` and ``bugs`` (``"PROMPT METHOD"`` strings), ``prompts`` and ``runs``.
+        ``prediction`` (how well the cost model predicted our runs), ``near_ties`` and ``bugs``
+        (``"PROMPT METHOD"`` strings), ``prompts`` and ``runs``.
     """
     return {
         "meta": result.meta,
@@ -88,6 +92,7 @@ def to_json(result: BenchResult) -> dict[str, Any]:
         "targets": targets(result),
         "cost_curve": result.cost_curve,
         "timing_breakdown": result.timing_breakdown,
+        "prediction": result.prediction,
         "near_ties": [r.prompt + " " + r.method for r in result.near_ties],
         "bugs": [r.prompt + " " + r.method for r in result.bugs],
         "prompts": [{"id": p.id, "category": p.category, "module": p.module, "name": p.name,
@@ -114,7 +119,9 @@ def _method_rows(result: BenchResult, category: str) -> list[str]:
         exact = cell["exact"]
         mark = "" if exact is None or exact == 1 or not lossless[method] else " ⚠"
         rows.append(f"| {method} | {_fmt(cell['tokens_per_second'], '.1f')} | "
-                    f"{_fmt(cell['speedup'], '.2f', 'x')} | {_fmt(cell['mat'], '.2f')} | "
+                    f"{_fmt(cell['speedup'], '.2f', 'x')} | "
+                    f"{_fmt(cell.get('predicted_speedup'), '.2f', 'x')} | "
+                    f"{_fmt(cell['mat'], '.2f')} | "
                     f"{_fmt(_percent(cell.get('looping')), '.0f', '%')} | "
                     f"{_fmt(None if exact is None else 100 * exact, '.0f', '%')}{mark} |")
     return rows
@@ -162,23 +169,24 @@ def to_markdown(result: BenchResult) -> str:
         "median over prompts; MAT is new tokens per target forward pass (bonus token "
         "counted); looping is the share of continuations with more than 30% of their tokens "
         "in a repeated 8-gram (copy-based drafters accept those easily); exact is the share "
-        f"of generations identical to `{REFERENCE}`.",
+        f"of generations identical to `{REFERENCE}`. Predicted is the cost model's speedup "
+        "(the `PredictSpeed` functor: the verification curve t(n) measured up front, and "
+        "each pipeline's draft nodes, accepted tokens and overheads per step observed on its "
+        "other prompts of the category; median over prompts).",
         "",
         "## Overall",
         "",
-        "| method | tokens/s | speedup | MAT | looping | exact |",
-        "|---|---:|---:|---:|---:|---:|",
+        TABLE_HEADER,
         *_method_rows(result, "overall"),
         "",
+        *_prediction_lines(result),
         "## By category",
         "",
     ]
     for category in CATEGORIES:
         if category not in result.summary:
             continue
-        lines += [f"### {category}: {CATEGORY_TITLES[category]}", "",
-                  "| method | tokens/s | speedup | MAT | looping | exact |",
-                  "|---|---:|---:|---:|---:|---:|",
+        lines += [f"### {category}: {CATEGORY_TITLES[category]}", "", TABLE_HEADER,
                   *_method_rows(result, category), ""]
     lines += ["## Targets", ""]
     for target in targets(result):
@@ -217,6 +225,18 @@ def to_markdown(result: BenchResult) -> str:
                          f"{100 * shares['prefill']:.0f}% | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _prediction_lines(result: BenchResult) -> list[str]:
+    """One line on how well the cost model predicted our runs (none when not predicted)."""
+    prediction = result.prediction
+    if not prediction or prediction.get("median_abs_rel_error") is None:
+        return []
+    return [f"Cost-model prediction: median absolute relative error of the predicted speedup "
+            f"{100 * prediction['median_abs_rel_error']:.1f}% over {prediction['runs']} runs "
+            f"of our pipelines ({prediction['held_out']}; the reference is the no-draft "
+            f"pipeline t(1) plus `{REFERENCE}`'s time per token beyond it on those prompts).",
+            ""]
 
 
 def _parts(result: BenchResult) -> list[str]:

@@ -45,6 +45,9 @@ class Run:
         stats: our decode statistics (``None`` for Hugging Face methods).
         repeated: share of the new tokens inside a repeated 8-gram (see
             :mod:`~diagrammar.bench.looping`); ``None`` when not measured.
+        predicted: the cost model's prediction of the run from the method's other prompts
+            (:func:`~diagrammar.bench.prediction.predict_runs`; its ``speedup`` is the
+            predicted speedup); ``None`` when not predicted.
     """
 
     method: str
@@ -58,6 +61,7 @@ class Run:
     divergence: Divergence | None = None
     stats: dict[str, Any] | None = None
     repeated: float | None = None
+    predicted: dict[str, Any] | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -83,6 +87,8 @@ class BenchResult:
         summary: :func:`summarize` of the runs.
         cost_curve: :func:`~diagrammar.bench.cost_curve.measure_cost_curve`'s result.
         timing_breakdown: :func:`timing_breakdown` of the runs.
+        prediction: :func:`~diagrammar.bench.prediction.predict_runs`'s report (how well the
+            cost model predicted the runs); empty when not predicted.
     """
 
     meta: dict[str, Any]
@@ -92,6 +98,7 @@ class BenchResult:
     summary: dict[str, dict[str, dict[str, float | None]]]
     cost_curve: dict[str, Any]
     timing_breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+    prediction: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bugs(self) -> list[Run]:
@@ -127,9 +134,10 @@ def summarize(runs: Sequence[Run], methods: Sequence[str],
     Returns:
         Per category (and ``"overall"``) and method: ``runs``, median ``tokens_per_second``,
         median same-prompt ``speedup`` against ``hf/greedy``, ``mat`` (new tokens / steps
-        over all its runs), ``exact`` (share of runs identical to ``hf/greedy``) and
+        over all its runs), ``exact`` (share of runs identical to ``hf/greedy``),
         ``looping`` (share of its continuations that loop, see
-        :mod:`~diagrammar.bench.looping`).
+        :mod:`~diagrammar.bench.looping`) and ``predicted_speedup`` (median of the cost
+        model's predicted speedups, see :mod:`~diagrammar.bench.prediction`).
         Figures without runs are ``None``.
 
     Example:
@@ -151,6 +159,7 @@ def summarize(runs: Sequence[Run], methods: Sequence[str],
             steps = sum(r.steps for r in mine)
             checked = [r.exact for r in mine if r.exact is not None]
             repeated = [r.repeated for r in mine if r.repeated is not None]
+            predicted = [r.predicted["speedup"] for r in mine if r.predicted]
             table[category][method] = {
                 "runs": len(mine),
                 "tokens_per_second": _median([r.tokens_per_second for r in mine]),
@@ -159,6 +168,7 @@ def summarize(runs: Sequence[Run], methods: Sequence[str],
                 "exact": sum(checked) / len(checked) if checked else None,
                 "looping": (sum(f > LOOP_THRESHOLD for f in repeated) / len(repeated)
                             if repeated else None),
+                "predicted_speedup": _median(predicted),
             }
     return table
 

@@ -5,7 +5,8 @@ from prompt to prompt, and prompts of the four categories alternate, so that a b
 slows all methods alike. Time is wall time around the whole call (prefill included) with
 torch's thread count fixed. Each method's tokens are then checked against the reference's
 (:mod:`~diagrammar.bench.exactness`), the verification cost curve is measured
-(:mod:`~diagrammar.bench.cost_curve`), and everything is gathered in a
+(:mod:`~diagrammar.bench.cost_curve`), the cost model predicts every run of our pipelines
+from their other prompts (:mod:`~diagrammar.bench.prediction`), and everything is gathered in a
 :class:`~diagrammar.bench.results.BenchResult` with the machine's description.
 
 Example:
@@ -31,9 +32,11 @@ from diagrammar.bench.cost_curve import measure_cost_curve
 from diagrammar.bench.exactness import compare, logit_margin
 from diagrammar.bench.looping import repeated_ngram_fraction
 from diagrammar.bench.methods import build_methods
+from diagrammar.bench.prediction import predict_runs
 from diagrammar.bench.prompts import CATEGORIES, Prompt, build_prompts
 from diagrammar.bench.results import BenchResult, Run, summarize, timing_breakdown
 from diagrammar.bench.third_party import installed_versions
+from diagrammar.decoding.cost import CostModel
 
 #: Pass sizes of the quick cost curve that size-aware pipelines are given.
 SIZING_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -183,6 +186,11 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
         bar.set_postfix_str(prompt.category)
     bar.close()
 
+    # The cost model as a functor from pipelines to predicted speed, against what was measured.
+    diagrams = {m.name: m.diagram for m in methods if m.diagram is not None}
+    prediction = predict_runs(runs, diagrams, CostModel.from_curve(sizing))
+    prediction["context_tokens"] = sizing["context_tokens"]
+
     say("measuring the verification cost curve...")
     longest = max(prompts, key=lambda p: len(encoded[p.id]))
     context = (encoded[longest.id] * 4)[:config.cost_context]
@@ -214,6 +222,7 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
         summary=summarize(runs, [m.name for m in methods]),
         cost_curve=curve,
         timing_breakdown=timing_breakdown(runs),
+        prediction=prediction,
     )
 
 

@@ -118,6 +118,7 @@ def decode(step: Callable[[DecodeState], DecodeState], model: Any, prompt_ids: S
         box_seconds=dict(box_seconds or {}),
         accepted_per_step=list(state.accepted_per_step),
         config=config,
+        draft_nodes_per_step=list(state.draft_nodes_per_step),
     )
     return Generation(state.tokens[state.prompt_length:], None, stats)
 

@@ -58,6 +58,7 @@ class DecodeState:
         vocab_size: the target's vocabulary size, when known (draft ids are checked against it).
         done: set by the commit once the budget is spent or an end token is written.
         accepted_per_step: tokens committed at each step, the bonus token included.
+        draft_nodes_per_step: draft nodes verified at each step (the tree after pruning).
         verification: the latest verification pass (set by Verify, completed by Commit).
         observers: called with every completed verification (drafters that learn).
     """
@@ -72,6 +73,7 @@ class DecodeState:
     vocab_size: int | None = None
     done: bool = False
     accepted_per_step: list[int] = field(default_factory=list)
+    draft_nodes_per_step: list[int] = field(default_factory=list)
     verification: Verification | None = None
     observers: list[Any] = field(default_factory=list)
 

@@ -27,6 +27,9 @@ class DecodeStats:
         box_seconds: time spent in each box of the step, by box name.
         accepted_per_step: tokens committed at each step, the bonus token included.
         config: the generation config the decode ran with.
+        draft_nodes_per_step: draft nodes verified at each step (the tree after pruning; 0
+            for a step without a draft); empty when the step's verification does not record
+            them.
     """
 
     steps: int
@@ -36,6 +39,7 @@ class DecodeStats:
     box_seconds: dict[str, float] = field(default_factory=dict)
     accepted_per_step: list[int] = field(default_factory=list)
     config: GenerationConfig = field(default_factory=GenerationConfig)
+    draft_nodes_per_step: list[int] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -46,6 +50,16 @@ class DecodeStats:
     def mean_accepted(self) -> float:
         """Mean accepted tokens per step (MAT), the bonus token counted."""
         return self.new_tokens / self.steps if self.steps else 0.0
+
+    @property
+    def mean_draft_nodes(self) -> float | None:
+        """Mean draft nodes verified per step; ``None`` when not recorded.
+
+        >>> DecodeStats(2, 5, 0.1, 0.4, draft_nodes_per_step=[4, 2]).mean_draft_nodes
+        3.0
+        """
+        nodes = self.draft_nodes_per_step
+        return sum(nodes) / len(nodes) if nodes else None
 
     @property
     def tokens_per_second(self) -> float:
@@ -64,6 +78,7 @@ class DecodeStats:
             "decode_seconds": self.decode_seconds,
             "box_seconds": dict(self.box_seconds),
             "accepted_histogram": dict(sorted(Counter(self.accepted_per_step).items())),
+            "mean_draft_nodes": self.mean_draft_nodes,
             "config": self.config.as_dict(),
         }
 

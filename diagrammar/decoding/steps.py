@@ -97,7 +97,8 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
     """Scores the root and the whole tree in one forward pass of the target model.
 
     Enforces the contract drafters may break: nodes deeper than the budget left are pruned
-    (they could never be committed), and token ids outside the vocabulary are an error.
+    (they could never be committed), and token ids outside the vocabulary are an error. The
+    number of nodes verified is recorded in ``state.draft_nodes_per_step``.
     """
     if len(tree) > state.draft_budget and tree.depth() > state.draft_budget:
         tree = tree.prune(state.draft_budget)
@@ -108,6 +109,7 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
                             f"vocabulary of {state.vocab_size}")
     root = state.tokens[-1]
     scores = state.session.verify(root, tree.tokens, tree.parents)
+    state.draft_nodes_per_step.append(len(tree))
     if state.observers:                       # only drafters that learn need the record
         state.verification = Verification(root, tree, scores)
     return state, tree, scores

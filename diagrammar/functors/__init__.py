@@ -8,7 +8,8 @@ top (the QNLP models and training, ``bench``, the command line) may.
 ``Execute`` maps step boxes to the backend-neutral wiring of :mod:`diagrammar.decoding.steps`
 (the table is :mod:`~diagrammar.functors.implementations`); a backend
 (:mod:`~diagrammar.functors.backends`) is a model loader. ``Draw`` maps boxes to coloured
-drawing boxes.
+drawing boxes. ``PredictSpeed`` maps boxes to their cost in a step and a diagram to its
+predicted tokens per second (:mod:`~diagrammar.functors.predict`).
 
 >>> from diagrammar.diagrams import PromptLookup, speculative
 >>> from diagrammar.functors import Draw
@@ -24,6 +25,14 @@ from diagrammar.functors.backends import (
 )
 from diagrammar.functors.draw import Draw
 from diagrammar.functors.execute import CompiledDiagram, Decoder, Execute, ExecuteError, generate
+from diagrammar.functors.predict import (
+    AcceptanceProfile,
+    MissingProfileError,
+    PredictSpeed,
+    SpeedPrediction,
+    StepProfile,
+)
 
 __all__ = ["BACKENDS", "Backend", "backend_registry", "register_backend", "Execute",
-           "ExecuteError", "Decoder", "CompiledDiagram", "Draw", "generate"]
+           "ExecuteError", "Decoder", "CompiledDiagram", "Draw", "generate", "PredictSpeed",
+           "AcceptanceProfile", "StepProfile", "SpeedPrediction", "MissingProfileError"]

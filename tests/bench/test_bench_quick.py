@@ -53,6 +53,14 @@ def test_quick_run_end_to_end(bench_tiny_lm, tmp_path):
     shares = data["timing_breakdown"]["ours/prompt-lookup"]
     assert shares["verify"] > 0 and shares["drafter"] > 0
     assert "| drafter |" in (tmp_path / "spec_bench_quick.md").read_text()
+    # The cost model predicts every run of our pipelines from their other prompts.
+    prediction = data["prediction"]
+    ours = [name for name in names if name.startswith("ours/")]
+    assert prediction["runs"] == len(ours) * len(data["prompts"])
+    assert prediction["median_abs_rel_error"] >= 0
+    assert all(overall[name]["predicted_speedup"] > 0 for name in ours)
+    assert overall["hf/greedy"]["predicted_speedup"] is None
+    assert "Cost-model prediction: median absolute relative error" in result.output
 
 
 def test_a_diverging_lossless_method_fails_the_run(bench_tiny_lm, tmp_path, monkeypatch):

@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 from diagrammar.decoding.steps import DrafterStep
 from diagrammar.decoding.tree import DraftTree
 from diagrammar.diagrams import (
+    Aded,
     Drafter,
     DraftModel,
     PromptLookup,
+    Rasd,
+    Retrieval,
     TokenRecycling,
     autoregressive,
     box_registry,
@@ -241,17 +244,69 @@ def test_float32_random_trees_are_lossless_up_to_near_ties(model_factory, kind, 
        draft_seed=st.integers(0, 3), prompt=st.lists(st.integers(4, VOCAB - 1), min_size=1,
                                                     max_size=24),
        max_new_tokens=st.integers(1, 40), num_tokens=st.integers(1, 6),
-       stop_threshold=st.sampled_from([None, 0.3, 0.8]))
+       shape=st.sampled_from([(None, None), (0.3, None), (0.8, None), (None, [2]),
+                              (None, [3, 1]), (None, [2, 2, 1])]))
 def test_a_draft_model_is_lossless(model_factory, kind, model_seed, draft_seed, prompt,
-                                   max_new_tokens, num_tokens, stop_threshold):
+                                   max_new_tokens, num_tokens, shape):
     """The draft model is another random model over the same vocabulary (sometimes the target
-    itself, which makes every draft token right)."""
+    itself, which makes every draft token right); it drafts chains (of adaptive length) or
+    trees of its top tokens."""
+    stop_threshold, branches = shape
     model = _model(model_factory, kind, model_seed)
     draft = model if draft_seed == model_seed else _model(model_factory, "gpt2", draft_seed)
     execute = Execute(model, resources={"draft": draft})
     greedy = execute(autoregressive()).generate(prompt, max_new_tokens).tokens
-    step = speculative(DraftModel(num_tokens=num_tokens, stop_threshold=stop_threshold))
+    step = speculative(DraftModel(num_tokens=num_tokens, stop_threshold=stop_threshold,
+                                  branches=branches))
     result = execute(step).generate(prompt, max_new_tokens)
     assert result.tokens == greedy
     if draft is model and stop_threshold is None and max_new_tokens > num_tokens + 1:
         assert max(result.stats.accepted_per_step) == num_tokens + 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from(["gpt2", "llama"]), model_seed=st.integers(0, 3),
+       prompts=st.lists(st.lists(st.integers(4, VOCAB - 1), min_size=2, max_size=20),
+                        min_size=1, max_size=3),
+       max_new_tokens=st.integers(1, 40), max_nodes=st.sampled_from([1, 6, 16]),
+       simulations=st.sampled_from([1, 8, 32]))
+def test_aded_is_lossless_with_a_hot_table(model_factory, kind, model_seed, prompts,
+                                           max_new_tokens, max_nodes, simulations):
+    model = _model(model_factory, kind, model_seed)
+    execute = Execute(model)
+    greedy = execute(autoregressive())
+    aded = execute(speculative(Aded(max_nodes=max_nodes, simulations=simulations)))
+    for prompt in [*prompts, prompts[0]]:
+        assert aded.generate(prompt, max_new_tokens).tokens == greedy.generate(
+            prompt, max_new_tokens).tokens
+
+
+@settings(max_examples=25, deadline=None)
+@given(kind=st.sampled_from(["gpt2", "llama"]), model_seed=st.integers(0, 3),
+       prompt=st.lists(st.integers(4, VOCAB - 1), min_size=2, max_size=16),
+       max_new_tokens=st.integers(1, 40), corrupt=st.integers(0, 5),
+       rasd=st.booleans(), data_seed=st.integers(0, 100))
+def test_retrieval_and_rasd_are_lossless(model_factory, kind, model_seed, prompt,
+                                         max_new_tokens, corrupt, rasd, data_seed):
+    """The datastore holds the true continuation (some tokens corrupted) among random
+    sequences, so drafts are partly right and partly wrong."""
+    from diagrammar.decoding.drafters.retrieval import Datastore
+
+    model = _model(model_factory, kind, model_seed)
+    execute = Execute(model)
+    greedy = execute(autoregressive()).generate(prompt, max_new_tokens).tokens
+    rng = random.Random(data_seed)
+    truth = list(prompt[-4:]) + greedy
+    for _ in range(corrupt):
+        truth[rng.randrange(len(truth))] = rng.randrange(4, VOCAB)
+    noise = [[rng.randrange(4, VOCAB) for _ in range(30)] for _ in range(3)]
+    store = Datastore.from_token_lists([truth, *noise])
+    drafter = (Rasd(Retrieval(min_suffix=1), DraftModel(num_tokens=2, branches=[2]))
+               if rasd else Retrieval(min_suffix=1))
+    draft = _model(model_factory, "gpt2", (model_seed + 1) % 4)
+    step = speculative(drafter)
+    result = Execute(model, resources={"datastore": store, "draft": draft})(step).generate(
+        prompt, max_new_tokens)
+    assert result.tokens == greedy
+    if corrupt == 0 and max_new_tokens >= 10:   # the true continuation is retrieved
+        assert result.stats.mean_accepted > 1.5

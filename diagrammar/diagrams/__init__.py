@@ -14,6 +14,7 @@ from diagrammar.diagrams.boxes import (
     BOX_CLASSES,
     ROLES,
     Accept,
+    Aded,
     Commit,
     Drafter,
     DraftModel,
@@ -22,6 +23,8 @@ from diagrammar.diagrams.boxes import (
     NoDraft,
     Pipeline,
     PromptLookup,
+    Rasd,
+    Retrieval,
     SpecTrAccept,
     SpeculativeSampling,
     StepBox,
@@ -45,7 +48,8 @@ from diagrammar.diagrams.serialize import from_json, load_pipeline, save_pipelin
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
-    "BOX_CLASSES", "Accept", "Commit", "DraftModel", "Drafter", "GreedyAccept", "Merge",
+    "BOX_CLASSES", "Accept", "Aded", "Commit", "Rasd", "Retrieval", "DraftModel", "Drafter",
+    "GreedyAccept", "Merge",
     "NoDraft", "Pipeline", "PromptLookup", "SpecTrAccept", "SpeculativeSampling", "StepBox",
     "Swap", "TokenRecycling", "Verify",
     "PIPELINES", "autoregressive", "read_pipeline", "register_pipeline", "speculative",

@@ -375,6 +375,146 @@ class DraftModel(Drafter):
                          branches=branches, sampling=sampling)
 
 
+def _check_ints(box: str, limits: Mapping[str, tuple[int, int]], values: Mapping[str, Any]
+                ) -> None:
+    for label, (low, high) in limits.items():
+        value = values[label]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"{box}: {label} must be an integer from {low} to {high}, got "
+                             f"{value!r}")
+
+
+def _check_flags(box: str, values: Mapping[str, Any]) -> None:
+    for label, flag in values.items():
+        if not isinstance(flag, bool):
+            raise ValueError(f"{box}: {label} must be true or false, got {flag!r}")
+
+
+def _check_number(box: str, label: str, value: Any, low: float, high: float,
+                  open_low: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            (low < value if open_low else low <= value) and value <= high):
+        bracket = "(" if open_low else "["
+        raise ValueError(f"{box}: {label} must be a number in {bracket}{low}, {high}], got "
+                         f"{value!r}")
+
+
+class Aded(Drafter):
+    """Drafts from a tri-gram table of the target's own next-token distributions, searched
+    with an exploration bonus (ADED, "Adaptive Draft-Verification for Efficient Large Language
+    Model Decoding").
+
+    The table keeps the ``top_k`` most likely next tokens of each (previous, current) pair,
+    seeded from the prompt and updated from every verification pass with decay ``decay``; the
+    draft tree comes from ``simulations`` rounds of an MCTS-like search (UCB-style bonus
+    ``exploration``, ``branching`` children per expansion), at most ``max_nodes`` nodes and
+    ``max_depth`` deep. ``hot_start`` keeps the table across generations; ``frozen`` stops
+    its updates.
+
+    >>> Aded(max_nodes=8).name
+    'Aded(max_nodes=8)'
+    """
+
+    def __init__(self, top_k: int = 12, decay: float = 0.9, simulations: int = 32,
+                 exploration: float = 0.5, max_nodes: int = 16, max_depth: int = 6,
+                 branching: int = 4, commit_weight: float = 1.0, max_contexts: int = 32768,
+                 hot_start: bool = True, frozen: bool = False) -> None:
+        values = locals()
+        _check_ints("Aded", {"top_k": (1, 256), "simulations": (1, 4096),
+                             "max_nodes": (0, 4096), "max_depth": (1, 64),
+                             "branching": (1, 64), "max_contexts": (1, 1 << 24)}, values)
+        _check_number("Aded", "decay", decay, 0.0, 1.0, open_low=True)
+        _check_number("Aded", "exploration", exploration, 0.0, 1e6)
+        _check_number("Aded", "commit_weight", commit_weight, 0.0, 1e6)
+        _check_flags("Aded", {"hot_start": hot_start, "frozen": frozen})
+        super().__init__(top_k=top_k, decay=decay, simulations=simulations,
+                         exploration=exploration, max_nodes=max_nodes, max_depth=max_depth,
+                         branching=branching, commit_weight=commit_weight,
+                         max_contexts=max_contexts, hot_start=hot_start, frozen=frozen)
+
+
+class Retrieval(Drafter):
+    """Drafts the continuations of the context's longest suffix found in a datastore (REST,
+    "REST: Retrieval-Based Speculative Decoding").
+
+    ``datastore`` names a resource: a datastore built from a corpus and indexed with a suffix
+    array (a saved datastore folder, text files or folders to index — built once and cached
+    — or ``"default-corpus"``, the default model's training corpus). The longest suffix of
+    ``min_suffix`` to ``max_suffix`` tokens that occurs is looked up, the continuations of up
+    to ``max_matches`` occurrences form a trie, and its ``max_nodes`` most frequent nodes (at
+    most ``max_depth`` deep) are drafted.
+
+    >>> Retrieval(max_nodes=8).name
+    'Retrieval(max_nodes=8)'
+    """
+
+    resources = ("datastore",)
+
+    def __init__(self, datastore: str = "datastore", max_suffix: int = 16,
+                 min_suffix: int = 2, max_matches: int = 64, max_nodes: int = 8,
+                 max_depth: int = 6) -> None:
+        if not isinstance(datastore, str) or not datastore:
+            raise ValueError(f"Retrieval: datastore must name a resource, got {datastore!r}")
+        _check_ints("Retrieval", {"max_suffix": (1, 64), "min_suffix": (1, 64),
+                                  "max_matches": (1, 10000), "max_nodes": (1, 256),
+                                  "max_depth": (1, 32)}, locals())
+        if min_suffix > max_suffix:
+            raise ValueError(f"Retrieval: min_suffix ({min_suffix}) > max_suffix ({max_suffix})")
+        super().__init__(datastore=datastore, max_suffix=max_suffix, min_suffix=min_suffix,
+                         max_matches=max_matches, max_nodes=max_nodes, max_depth=max_depth)
+
+
+class Rasd(Drafter):
+    """Retrieval-augmented drafting (RASD, "RASD: Retrieval-Augmented Speculative Decoding"):
+    a retrieval tree pruned by another drafter's first-token probabilities, then fused with
+    that drafter's tree by longest-prefix matching, at most ``max_nodes`` nodes.
+
+    ``retrieval`` is a :class:`Retrieval` box and ``drafter`` any other drafter box (e.g. a
+    :class:`DraftModel`). Retrieval branches whose first token is not among the drafter's
+    ``top_k`` first tokens (of probability at least ``min_prob``) are pruned; with
+    ``open_slots`` the slots the drafter leaves free go to retrieval's most frequent first
+    tokens; ``prune=False`` fuses without pruning.
+
+    >>> Rasd(Retrieval(), DraftModel(num_tokens=3)).name
+    'Rasd(Retrieval, DraftModel(num_tokens=3))'
+    """
+
+    def __init__(self, retrieval: Retrieval, drafter: Drafter, max_nodes: int = 24,
+                 top_k: int = 4, min_prob: float = 0.0, open_slots: bool = True,
+                 prune: bool = True) -> None:
+        if not isinstance(retrieval, Retrieval):
+            raise WiringError(f"Rasd takes a Retrieval box first, not {retrieval!r}")
+        if not isinstance(drafter, Drafter) or isinstance(drafter, (Merge, Rasd)):
+            raise WiringError(f"Rasd fuses retrieval with one drafter box, not {drafter!r}")
+        _check_ints("Rasd", {"max_nodes": (1, 4096), "top_k": (1, 64)}, locals())
+        _check_number("Rasd", "min_prob", min_prob, 0.0, 1.0)
+        _check_flags("Rasd", {"open_slots": open_slots, "prune": prune})
+        self.retrieval, self.drafter = retrieval, drafter
+        #: The inner drafter boxes (resources and implementations are found through them).
+        self.drafters: tuple[Drafter, ...] = (retrieval, drafter)
+        super().__init__(retrieval=box_to_json(retrieval), drafter=box_to_json(drafter),
+                         max_nodes=max_nodes, top_k=top_k, min_prob=min_prob,
+                         open_slots=open_slots, prune=prune)
+
+    def _label(self, spec: Mapping[str, Any]) -> str:
+        rest = super()._label({k: v for k, v in spec.items()
+                               if k not in ("retrieval", "drafter")})
+        inner = f"{self.retrieval.name}, {self.drafter.name}"
+        return f"Rasd({inner}{', ' + rest[5:-1] if rest != 'Rasd' else ''})"
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Rasd:
+        if not isinstance(spec, Mapping) or "retrieval" not in spec or "drafter" not in spec:
+            raise PipelineFormatError("bad spec for box Rasd: it needs \"retrieval\" and "
+                                      "\"drafter\" boxes")
+        try:
+            options = {k: v for k, v in spec.items() if k not in ("retrieval", "drafter")}
+            return cls(box_from_json(spec["retrieval"]), box_from_json(spec["drafter"]),
+                       **options)
+        except (TypeError, ValueError) as error:
+            raise PipelineFormatError(f"bad spec for box Rasd: {error}") from None
+
+
 class Merge(Drafter):
     """Several drafters run on the same context; their draft trees are unioned.
 
@@ -524,7 +664,7 @@ def required_resources(diagram: symmetric.Diagram) -> set[str]:
     pending = [box for box in diagram.boxes if isinstance(box, StepBox)]
     while pending:
         box = pending.pop()
-        pending.extend(getattr(box, "drafters", ()) if isinstance(box, Merge) else ())
+        pending.extend(getattr(box, "drafters", ()))
         names.update(box.spec[key] for key in type(box).resources
                      if box.spec.get(key) is not None)
     return names
@@ -558,7 +698,7 @@ def box_from_json(data: Any) -> StepBox:
 
 __all__ = [
     "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup",
-    "TokenRecycling", "DraftModel", "Merge",
+    "TokenRecycling", "DraftModel", "Aded", "Retrieval", "Rasd", "Merge",
     "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Commit",
     "box_to_json", "box_from_json", "ROLES",
     "register_box_class", "box_registry", "is_lossless", "required_resources",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from diagrammar.diagrams.boxes import (
     Accept,
+    Aded,
     Commit,
     Drafter,
     DraftModel,
@@ -22,6 +23,10 @@ from diagrammar.diagrams.boxes import (
     NoDraft,
     Pipeline,
     PromptLookup,
+    Rasd,
+    Retrieval,
+    SpecTrAccept,
+    SpeculativeSampling,
     TokenRecycling,
     Verify,
 )
@@ -104,6 +109,75 @@ def draft_model_adaptive() -> Pipeline:
     return speculative(DraftModel(num_tokens=8, stop_threshold=0.5))
 
 
+@register_pipeline("draft-model-tree")
+def draft_model_tree() -> Pipeline:
+    """The draft model drafts a tree of its top tokens (2, then 2, then 1 per node; 3 deep)."""
+    return speculative(DraftModel(num_tokens=3, branches=[2, 2, 1]))
+
+
+@register_pipeline("aded")
+def aded() -> Pipeline:
+    """ADED: a tri-gram table of the target's distributions, searched MCTS-style into a tree
+    of up to 16 nodes."""
+    return speculative(Aded())
+
+
+@register_pipeline("rest")
+def rest() -> Pipeline:
+    """REST: continuations of the longest suffix match in the datastore bound as resource
+    ``"datastore"`` (e.g. ``"default-corpus"``, a saved datastore or text files), 8 nodes."""
+    return speculative(Retrieval())
+
+
+@register_pipeline("rasd")
+def rasd() -> Pipeline:
+    """RASD: a retrieval tree pruned by the draft model's first tokens and fused with its
+    top-token tree (resources ``"datastore"`` and ``"draft"``)."""
+    return speculative(Rasd(Retrieval(), DraftModel(num_tokens=3, branches=[2, 1])))
+
+
+@register_pipeline("speculative-sampling")
+def speculative_sampling() -> Pipeline:
+    """Speculative sampling (Leviathan et al.; Chen et al.): the draft model (resource
+    ``"draft"``) samples a chain of 4; exact rejection sampling accepts. Greedy at
+    temperature 0."""
+    return speculative(DraftModel(num_tokens=4), SpeculativeSampling())
+
+
+@register_pipeline("specinfer")
+def specinfer() -> Pipeline:
+    """SpecInfer: the draft model samples a token tree (2, 2, 1 independent draws per node);
+    multi-round rejection sampling over siblings accepts."""
+    return speculative(DraftModel(num_tokens=3, branches=[2, 2, 1]), SpeculativeSampling())
+
+
+@register_pipeline("rsd")
+def rsd() -> Pipeline:
+    """Recursive Speculative Decoding: siblings drawn without replacement (Gumbel top-k; 2, 2,
+    1 per node), verified by recursive rejection sampling."""
+    return speculative(DraftModel(num_tokens=3, branches=[2, 2, 1],
+                                  sampling="without-replacement"), SpeculativeSampling())
+
+
+@register_pipeline("spectr")
+def spectr() -> Pipeline:
+    """SpecTr: three independent draft sequences of 3 tokens, k-sequential selection."""
+    return speculative(DraftModel(num_tokens=3, branches=[3], sampling="sequences"),
+                       SpecTrAccept())
+
+
+@register_pipeline("prompt-lookup-sampling")
+def prompt_lookup_sampling() -> Pipeline:
+    """Prompt lookup with exact speculative sampling (copied drafts are one-hot proposals)."""
+    return speculative(PromptLookup(), SpeculativeSampling())
+
+
+@register_pipeline("token-recycling-sampling")
+def token_recycling_sampling() -> Pipeline:
+    """Dynamic Token Recycling (8 nodes) with exact speculative sampling."""
+    return speculative(TokenRecycling(max_nodes=8, dynamic=True), SpeculativeSampling())
+
+
 def read_pipeline(name_or_json: str) -> Pipeline:
     """A pipeline from a registered name, a JSON file path, or a JSON string."""
     from diagrammar.diagrams import serialize
@@ -125,4 +199,6 @@ def read_pipeline(name_or_json: str) -> Pipeline:
 __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
            "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_dynamic",
            "token_recycling_sized",
-           "draft_model", "draft_model_adaptive"]
+           "draft_model", "draft_model_adaptive", "draft_model_tree", "aded", "rest", "rasd",
+           "speculative_sampling", "specinfer", "rsd", "spectr", "prompt_lookup_sampling",
+           "token_recycling_sampling"]

@@ -18,10 +18,13 @@ from typing import Any
 
 from diagrammar.decoding.cost import CostModel
 from diagrammar.decoding.drafters import (
+    AdedDrafter,
     DraftModelDrafter,
     MergeDrafter,
     NoDraftDrafter,
     PromptLookupDrafter,
+    RasdDrafter,
+    RetrievalDrafter,
     TokenRecyclingDrafter,
 )
 from diagrammar.decoding.steps import (
@@ -33,18 +36,22 @@ from diagrammar.decoding.steps import (
     verify_step,
 )
 from diagrammar.diagrams.boxes import (
+    Aded,
     Commit,
     DraftModel,
     GreedyAccept,
     Merge,
     NoDraft,
     PromptLookup,
+    Rasd,
+    Retrieval,
     SpecTrAccept,
     SpeculativeSampling,
     TokenRecycling,
     Verify,
 )
 from diagrammar.functors.backends import ImplementationFactory
+from diagrammar.functors.datastores import load_datastore
 
 
 def _token_recycling(box: TokenRecycling, execute: Any) -> DrafterStep:
@@ -65,6 +72,22 @@ def _draft_model(box: DraftModel, execute: Any) -> DrafterStep:
                                          spec["branches"], spec["sampling"]))
 
 
+def _retrieval(box: Retrieval, execute: Any) -> DrafterStep:
+    spec = box.spec
+    try:
+        spec["datastore"] = load_datastore(execute.resource(box, "datastore"), execute.model)
+    except ValueError as error:
+        raise ValueError(f"{box.name}: {error}") from None
+    return DrafterStep(RetrievalDrafter(**spec))
+
+
+def _rasd(box: Rasd, execute: Any) -> DrafterStep:
+    spec = box.spec
+    del spec["retrieval"], spec["drafter"]
+    return DrafterStep(RasdDrafter(as_drafter(execute.implement(box.retrieval)),
+                                   as_drafter(execute.implement(box.drafter)), **spec))
+
+
 def _merge(box: Merge, execute: Any) -> DrafterStep:
     return DrafterStep(MergeDrafter([as_drafter(execute.implement(d)) for d in box.drafters]))
 
@@ -75,6 +98,9 @@ IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     PromptLookup: lambda box, execute: DrafterStep(PromptLookupDrafter(**box.spec)),
     TokenRecycling: _token_recycling,
     DraftModel: _draft_model,
+    Aded: lambda box, execute: DrafterStep(AdedDrafter(**box.spec)),
+    Retrieval: _retrieval,
+    Rasd: _rasd,
     Merge: _merge,
     Verify: lambda box, execute: verify_step,
     GreedyAccept: lambda box, execute: GreedyAcceptStep(),

@@ -9,6 +9,7 @@ import pytest
 from diagrammar.decoding import DraftTree
 from diagrammar.decoding.steps import DrafterStep
 from diagrammar.diagrams import (
+    Aded,
     Commit,
     Context,
     Drafter,
@@ -17,6 +18,8 @@ from diagrammar.diagrams import (
     NoDraft,
     Pipeline,
     PromptLookup,
+    Rasd,
+    Retrieval,
     SpecTrAccept,
     SpeculativeSampling,
     StepBox,
@@ -146,17 +149,20 @@ def test_generate_shortcut_and_model_forms(model, saved_model_dir):
 
 
 def test_every_builtin_box_runs_on_the_torch_backend(model):
+    from diagrammar.decoding.drafters.retrieval import Datastore
     from diagrammar.diagrams import BOX_CLASSES
 
     builtin = {cls for cls in BOX_CLASSES.values() if cls.__module__.startswith("diagrammar.")}
-    drafter = PromptLookup() | NoDraft() | TokenRecycling() | DraftModel()
+    drafter = (PromptLookup() | NoDraft() | TokenRecycling() | DraftModel() | Aded()
+               | Rasd(Retrieval(), DraftModel(num_tokens=2)))
     steps = [speculative(drafter, accept())
              for accept in (GreedyAccept, SpeculativeSampling, SpecTrAccept)]
-    used = {type(box) for step in steps for box in step.boxes} | {type(d)
-                                                                   for d in drafter.drafters}
+    used = {type(box) for step in steps for box in step.boxes} | {
+        type(d) for d in drafter.drafters} | {Retrieval}
     assert used == builtin
+    store = Datastore.from_token_lists([PROMPT * 3])
     for step in steps:
-        decoder = Execute(model, resources={"draft": model})(step)
+        decoder = Execute(model, resources={"draft": model, "datastore": store})(step)
         assert len(decoder.generate(PROMPT, 6).tokens) == 6
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from numpy_gpt2_backend import NumpyGPT2
 
 from diagrammar.decoding import DraftTree, LanguageModel, Session
+from diagrammar.decoding.drafters.retrieval import Datastore
 from diagrammar.decoding.steps import DrafterStep
 from diagrammar.diagrams import PIPELINES, Drafter, box_registry, speculative
 from diagrammar.functors import Execute
@@ -52,8 +53,11 @@ def test_every_named_pipeline_is_token_identical_across_backends(
     step = PIPELINES[name]()
     # Pipelines that need a draft model get another random GPT-2 over the same vocabulary,
     # loaded by each backend (so it too runs on NumPy there).
+    # Retrieval pipelines get a datastore holding the prompt's pattern among other sequences.
+    store = Datastore.from_token_lists([pattern * 4, list(range(4, 40)), pattern[::-1] * 3])
     resources = {"draft": model_factory("gpt2", seed + 4),
-                 "cost": {"sizes": [1, 8, 64], "median_seconds": [1.0, 1.2, 3.0]}}
+                 "cost": {"sizes": [1, 8, 64], "median_seconds": [1.0, 1.2, 3.0]},
+                 "datastore": store}
     on_torch = Execute(model, resources=resources)(step).generate(prompt, max_new_tokens)
     on_numpy = Execute(model, backend=numpy_backend, resources=resources)(step).generate(
         prompt, max_new_tokens)

@@ -11,18 +11,24 @@ Each follows the :class:`~diagrammar.decoding.protocols.Drafter` protocol (``sta
 [[3, 1]]
 """
 
+from diagrammar.decoding.drafters.aded import AdedDrafter
 from diagrammar.decoding.drafters.base import BaseDrafter
 from diagrammar.decoding.drafters.draft_model import DraftModelDrafter
 from diagrammar.decoding.drafters.merge import MergeDrafter
 from diagrammar.decoding.drafters.no_draft import NoDraftDrafter
 from diagrammar.decoding.drafters.prompt_lookup import PromptLookupDrafter
+from diagrammar.decoding.drafters.retrieval import Datastore, RasdDrafter, RetrievalDrafter
 from diagrammar.decoding.drafters.token_recycling import TokenRecyclingDrafter
 
 __all__ = [
+    "AdedDrafter",
     "BaseDrafter",
+    "Datastore",
     "DraftModelDrafter",
     "MergeDrafter",
     "NoDraftDrafter",
     "PromptLookupDrafter",
+    "RasdDrafter",
+    "RetrievalDrafter",
     "TokenRecyclingDrafter",
 ]

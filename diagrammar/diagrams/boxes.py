@@ -444,8 +444,8 @@ class Retrieval(Drafter):
     to ``max_matches`` occurrences form a trie, and its ``max_nodes`` most frequent nodes (at
     most ``max_depth`` deep) are drafted.
 
-    >>> Retrieval(max_nodes=8).name
-    'Retrieval(max_nodes=8)'
+    >>> Retrieval(max_nodes=4).name
+    'Retrieval(max_nodes=4)'
     """
 
     resources = ("datastore",)

@@ -56,6 +56,10 @@ class BenchConfig:
         warmup: untimed generations per method before the timed ones.
         progress: show a tqdm progress bar.
         quick: recorded in the report (set by :meth:`for_quick`).
+        temperature: sampling methods run at this temperature against ``hf/sample``; 0
+            leaves them out.
+        datastore: the corpus retrieval pipelines (REST, RASD) read (see
+            :func:`~diagrammar.functors.datastores.load_datastore`); ``None`` leaves them out.
     """
 
     model: str = "default:small"
@@ -71,6 +75,8 @@ class BenchConfig:
     warmup: int = 1
     progress: bool = True
     quick: bool = False
+    temperature: float = 0.7
+    datastore: str | None = "default-corpus"
 
     @classmethod
     def for_quick(cls, **overrides: Any) -> BenchConfig:
@@ -82,8 +88,9 @@ class BenchConfig:
                 pass its unset options as they are.
 
         Returns:
-            The tiny model, 2 prompts per category, 32 new tokens and a coarse cost curve,
-            with ``overrides`` applied.
+            The tiny model, 2 prompts per category, 32 new tokens, a coarse cost curve and a
+            retrieval datastore of 40 corpus files (indexing the whole corpus takes longer than
+            the rest), with ``overrides`` applied.
 
         Example:
             >>> BenchConfig.for_quick(model=None, per_category=5).model
@@ -91,7 +98,8 @@ class BenchConfig:
         """
         settings: dict[str, Any] = dict(model="default:tiny", per_category=2, max_new_tokens=32,
                                         cost_sizes=QUICK_COST_SIZES, cost_repeats=5,
-                                        cost_context=200, quick=True)
+                                        cost_context=200, quick=True,
+                                        datastore="default-corpus:40")
         settings.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**settings)
 

@@ -1,11 +1,21 @@
-"""The methods a benchmark compares (all greedy).
+"""The methods a benchmark compares.
 
-* ``hf/greedy``: Hugging Face ``generate(do_sample=False)``, the reference for speed and tokens.
+Greedy methods (the reference for speed and tokens is ``hf/greedy``):
+
+* ``hf/greedy``: Hugging Face ``generate(do_sample=False)``.
 * ``hf/prompt-lookup``: ``generate(prompt_lookup_num_tokens=10)``.
 * ``hf/assisted``: ``generate(assistant_model=...)`` (when an assistant model is given).
-* ``ours/NAME`` for every pipeline registered in :data:`diagrammar.diagrams.PIPELINES`,
-  compiled by :class:`~diagrammar.functors.execute.Execute` (``ours/autoregressive`` is our
-  plain decode loop).
+* ``ours/NAME`` for every registered pipeline (:data:`diagrammar.diagrams.PIPELINES`) that
+  accepts greedily, compiled by :class:`~diagrammar.functors.execute.Execute`
+  (``ours/autoregressive`` is our plain decode loop).
+
+Sampling methods, at a temperature above 0 (the reference for speed is ``hf/sample``; their
+correctness is the distribution tests of the sampling rules, since two random generators
+never draw the same tokens):
+
+* ``hf/sample``: ``generate(do_sample=True, temperature=T, top_k=0, top_p=1.0)``.
+* ``ours/sample``: plain sampling, ``NoDraft >> Verify >> SpeculativeSampling >> Commit``.
+* ``ours/NAME`` for every registered pipeline whose acceptance samples.
 
 Whether a pipeline is lossless, and which part of the step (drafter, verify, accept, commit,
 ...) each box's time goes to, come from the box classes' metadata (``role``, ``lossless``).
@@ -27,7 +37,11 @@ from typing import Any
 
 from diagrammar.bench.config import REFERENCE, LoadedModel
 
-__all__ = ["Method", "build_methods", "role_seconds", "step_roles"]
+__all__ = ["SAMPLE_REFERENCE", "Method", "build_methods", "role_seconds", "samples",
+           "step_roles"]
+
+#: The reference of sampling methods.
+SAMPLE_REFERENCE = "hf/sample"
 
 
 @dataclass
@@ -46,6 +60,10 @@ class Method:
         family: ``"hf"`` or ``"ours"``.
         diagram: our pipeline's step diagram (``None`` for Hugging Face methods), for the
             cost model's prediction (:mod:`~diagrammar.bench.prediction`).
+        reference: the method its speedup is measured against (``hf/greedy``, or
+            ``hf/sample`` for sampling methods).
+        temperature: 0 for greedy methods, else the sampling temperature.
+        resources: the resources our pipeline needs (e.g. ``"draft"``: not training-free).
     """
 
     name: str
@@ -53,6 +71,32 @@ class Method:
     run: Callable[[list[int], int], tuple[list[int], int, dict[str, Any] | None]]
     family: str = "ours"
     diagram: Any = None
+    reference: str = REFERENCE
+    temperature: float = 0.0
+    resources: tuple[str, ...] = ()
+
+    @property
+    def sampling(self) -> bool:
+        """Whether the method samples (its tokens are not compared with the reference's)."""
+        return self.temperature > 0
+
+    def describe(self) -> dict[str, Any]:
+        """The method as the report lists it."""
+        return {"name": self.name, "family": self.family, "lossless": self.lossless,
+                "reference": self.reference, "temperature": self.temperature,
+                "resources": list(self.resources)}
+
+
+def samples(diagram: Any) -> bool:
+    """Whether a step's acceptance samples (a ``SpeculativeSampling`` or ``SpecTrAccept``).
+
+    >>> from diagrammar.diagrams import PIPELINES
+    >>> samples(PIPELINES["specinfer"]()), samples(PIPELINES["prompt-lookup"]())
+    (True, False)
+    """
+    from diagrammar.diagrams import SpecTrAccept, SpeculativeSampling
+
+    return any(isinstance(box, (SpeculativeSampling, SpecTrAccept)) for box in diagram.boxes)
 
 
 def step_roles(diagram: Any) -> dict[str, str]:
@@ -93,9 +137,13 @@ def role_seconds(box_seconds: Mapping[str, float], roles: Mapping[str, str]) -> 
     return by_role
 
 
-def _hf_method(name: str, lm: Any, **options: Any) -> Method:
+def _hf_method(name: str, lm: Any, temperature: float = 0.0, **options: Any) -> Method:
     import torch
 
+    if temperature > 0:
+        options.update(do_sample=True, temperature=temperature, top_k=0, top_p=1.0)
+    else:
+        options.update(do_sample=False)
     model = lm.model
     pad = min(lm.eos_token_ids) if lm.eos_token_ids else 0
     calls = [0]
@@ -110,35 +158,45 @@ def _hf_method(name: str, lm: Any, **options: Any) -> Method:
         try:
             with torch.inference_mode():
                 out = model.generate(input_ids, attention_mask=torch.ones_like(input_ids),
-                                     do_sample=False, max_new_tokens=max_new_tokens,
-                                     pad_token_id=pad, **options)
+                                     max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                     **options)
         finally:
             hook.remove()
         return out[0, len(ids):].tolist(), calls[0], None
 
-    return Method(name, True, run, family="hf")
+    return Method(name, True, run, family="hf", temperature=temperature,
+                  reference=SAMPLE_REFERENCE if temperature > 0 else REFERENCE)
 
 
-def _our_method(name: str, lm: Any, diagram: Any,
-                resources: dict[str, Any] | None = None) -> Method:
-    from diagrammar.diagrams import is_lossless
+def _our_method(name: str, lm: Any, diagram: Any, resources: dict[str, Any] | None = None,
+                temperature: float = 0.0) -> Method:
+    from diagrammar.decoding.config import GenerationConfig
+    from diagrammar.diagrams import is_lossless, required_resources
     from diagrammar.functors.execute import Execute
 
     decoder = Execute(lm, resources=resources)(diagram)
     roles = step_roles(diagram)
+    calls = [0]
 
     def run(ids: list[int], max_new_tokens: int):
-        generation = decoder.generate(ids, max_new_tokens)
+        calls[0] += 1   # a different, reproducible seed for every generation
+        config = GenerationConfig(temperature=temperature, seed=calls[0]) if temperature \
+            else None
+        generation = decoder.generate(ids, max_new_tokens, config=config)
         stats = generation.stats.as_dict()
         stats["role_seconds"] = role_seconds(stats["box_seconds"], roles)
         return generation.tokens, generation.stats.steps, stats
 
-    return Method(f"ours/{name}", is_lossless(diagram), run, diagram=diagram)
+    return Method(f"ours/{name}", is_lossless(diagram), run, diagram=diagram,
+                  temperature=temperature,
+                  reference=SAMPLE_REFERENCE if temperature > 0 else REFERENCE,
+                  resources=tuple(sorted(required_resources(diagram))))
 
 
 def build_methods(target: LoadedModel, assistant: LoadedModel | None,
                   pipelines: Sequence[str] | None = None,
-                  resources: dict[str, Any] | None = None) -> list[Method]:
+                  resources: dict[str, Any] | None = None,
+                  temperature: float = 0.0) -> list[Method]:
     """The Hugging Face baselines and our pipelines.
 
     Args:
@@ -149,9 +207,11 @@ def build_methods(target: LoadedModel, assistant: LoadedModel | None,
         pipelines: names in :data:`~diagrammar.diagrams.PIPELINES`; ``None`` = all of them,
             ``autoregressive`` first.
         resources: more resources for our pipelines (e.g. ``"cost"``, a measured cost curve).
+        temperature: above 0, also ``hf/sample`` and ``ours/sample``, and pipelines whose
+            acceptance samples run at this temperature (with 0 they are left out).
 
     Returns:
-        The methods, the reference (``hf/greedy``) first.
+        The methods, the reference (``hf/greedy``) first, sampling methods last.
 
     Raises:
         ValueError: a name in ``pipelines`` is not registered.
@@ -166,11 +226,21 @@ def build_methods(target: LoadedModel, assistant: LoadedModel | None,
         methods.append(_hf_method("hf/assisted", target.lm, assistant_model=assistant.lm.model))
     names = sorted(PIPELINES, key=lambda n: (n != "autoregressive", n)) if pipelines is None \
         else list(pipelines)
+    sampled: list[Method] = []
     for name in names:
         if name not in PIPELINES:
             raise ValueError(f"unknown pipeline {name!r}; registered: {', '.join(PIPELINES)}")
         diagram = PIPELINES[name]()
         if pipelines is None and not required_resources(diagram) <= set(resources):
             continue  # e.g. a draft-model pipeline when no assistant model was given
-        methods.append(_our_method(name, target.lm, diagram, resources))
+        if not samples(diagram):
+            methods.append(_our_method(name, target.lm, diagram, resources))
+        elif temperature > 0:
+            sampled.append(_our_method(name, target.lm, diagram, resources, temperature))
+    if temperature > 0:
+        from diagrammar.diagrams import NoDraft, SpeculativeSampling, speculative
+
+        plain = _our_method("sample", target.lm, speculative(NoDraft(), SpeculativeSampling()),
+                            resources, temperature)
+        methods += [_hf_method(SAMPLE_REFERENCE, target.lm, temperature), plain, *sampled]
     return methods

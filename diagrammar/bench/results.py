@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,17 +123,20 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def summarize(runs: Sequence[Run], methods: Sequence[str],
-              categories: Sequence[str] = CATEGORIES) -> dict[str, dict[str, dict]]:
+              categories: Sequence[str] = CATEGORIES,
+              references: Mapping[str, str] | None = None) -> dict[str, dict[str, dict]]:
     """The summary table of a run.
 
     Args:
         runs: every generation.
         methods: the method names to summarize.
         categories: the prompt categories.
+        references: each method's reference (default ``hf/greedy``; sampling methods are
+            measured against ``hf/sample``).
 
     Returns:
         Per category (and ``"overall"``) and method: ``runs``, median ``tokens_per_second``,
-        median same-prompt ``speedup`` against ``hf/greedy``, ``mat`` (new tokens / steps
+        median same-prompt ``speedup`` against its reference, ``mat`` (new tokens / steps
         over all its runs), ``exact`` (share of runs identical to ``hf/greedy``),
         ``looping`` (share of its continuations that loop, see
         :mod:`~diagrammar.bench.looping`) and ``predicted_speedup`` (median of the cost
@@ -147,11 +150,15 @@ def summarize(runs: Sequence[Run], methods: Sequence[str],
         >>> s["overall"]["ours/x"]["mat"], s["code"]["ours/x"]["exact"]
         (2.0, 1.0)
     """
-    reference = {r.prompt: r.seconds for r in runs if r.method == REFERENCE}
+    references = references or {}
+    seconds_of: dict[str, dict[str, float]] = {}
+    for r in runs:
+        seconds_of.setdefault(r.method, {})[r.prompt] = r.seconds
     table: dict[str, dict[str, dict]] = {}
     for category in [*categories, "overall"]:
         table[category] = {}
         for method in methods:
+            reference = seconds_of.get(references.get(method, REFERENCE), {})
             mine = [r for r in runs if r.method == method
                     and (category == "overall" or r.category == category)]
             ratios = [reference[r.prompt] / r.seconds for r in mine

@@ -142,7 +142,14 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
     # The cost model our size-aware pipelines read ("cost"): a quick curve measured up front.
     first = max(prompts, key=lambda p: len(encoded[p.id]))
     sizing = measure_cost_curve(lm, encoded[first.id], SIZING_SIZES, repeats=3)
-    methods = build_methods(target, assistant, config.pipelines, resources={"cost": sizing})
+    resources: dict[str, Any] = {"cost": sizing}
+    if config.datastore is not None:   # retrieval pipelines (REST, RASD) read this corpus
+        from diagrammar.functors.datastores import load_datastore
+
+        say(f"loading the datastore {config.datastore!r}...")
+        resources["datastore"] = load_datastore(config.datastore, lm)
+    methods = build_methods(target, assistant, config.pipelines, resources=resources,
+                            temperature=config.temperature)
     order = interleave(prompts)
 
     for _ in range(config.warmup):
@@ -174,6 +181,9 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
 
         for method in methods:
             run = results[method.name]
+            if method.sampling:   # correct in distribution (the sampling rules' tests)
+                runs.append(run)
+                continue
             run.divergence = compare(reference, tokens_of[method.name], margin_after,
                                      config.tie_margin)
             run.exact = run.divergence is None
@@ -187,7 +197,8 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
     bar.close()
 
     # The cost model as a functor from pipelines to predicted speed, against what was measured.
-    diagrams = {m.name: m.diagram for m in methods if m.diagram is not None}
+    diagrams = {m.name: m.diagram for m in methods
+                if m.diagram is not None and not m.sampling}
     prediction = predict_runs(runs, diagrams, CostModel.from_curve(sizing))
     prediction["context_tokens"] = sizing["context_tokens"]
 
@@ -218,8 +229,9 @@ def _run(config: BenchConfig, say: Callable[[str], None], started: Any,
         meta=meta,
         prompts=prompts,
         runs=runs,
-        methods=[{"name": m.name, "family": m.family, "lossless": m.lossless} for m in methods],
-        summary=summarize(runs, [m.name for m in methods]),
+        methods=[m.describe() for m in methods],
+        summary=summarize(runs, [m.name for m in methods],
+                          references={m.name: m.reference for m in methods}),
         cost_curve=curve,
         timing_breakdown=timing_breakdown(runs),
         prediction=prediction,

@@ -7,7 +7,8 @@ memory-mapped. :func:`load_datastore` accepts:
 - a ``Datastore`` (used as it is);
 - a folder saved with ``Datastore.save`` (loaded memory-mapped);
 - ``"default-corpus"``: the default model's training corpus (the Python standard library
-  without the held-out modules), encoded with the target's tokenizer;
+  without the held-out modules), encoded with the target's tokenizer; ``"default-corpus:N"``
+  its first ``N`` documents (by path: a small, quick datastore);
 - a text file, a folder of text files (``.py``, ``.txt``, ``.md``, ``.rst``, ``.json``), or a
   list of texts: encoded with the target's tokenizer and indexed.
 
@@ -103,10 +104,15 @@ def load_datastore(value: Any, model: Any) -> Datastore:
     """
     if isinstance(value, Datastore):
         return value
-    if isinstance(value, str) and value == DEFAULT_CORPUS:
+    if isinstance(value, str) and value.split(":")[0] == DEFAULT_CORPUS:
         from diagrammar.models.default.corpus import training_documents
 
-        return _build([document.text for document in training_documents()], model)
+        _, _, count = value.partition(":")
+        if count and not (count.isdigit() and int(count) > 0):
+            raise ValueError(f"datastore {value!r}: write {DEFAULT_CORPUS}:N with N a positive "
+                             "number of documents")
+        documents = training_documents()[:int(count)] if count else training_documents()
+        return _build([document.text for document in documents], model)
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if (path / "manifest.json").is_file() and (path / "suffix_array.npy").is_file():

@@ -8,9 +8,10 @@ import torch
 from diagrammar.bench.config import BenchConfig, LoadedModel, default_assistant
 from diagrammar.bench.cost_curve import measure_cost_curve
 from diagrammar.bench.exactness import Divergence, compare, first_divergence, logit_margin
-from diagrammar.bench.methods import build_methods, step_roles
+from diagrammar.bench.methods import build_methods, samples, step_roles
 from diagrammar.bench.prompts import CATEGORIES, Prompt
 from diagrammar.bench.runner import interleave
+from diagrammar.decoding.drafters.retrieval import Datastore
 from diagrammar.diagrams import ROLES, PromptLookup, speculative
 from diagrammar.models.hf import HFCausalLM
 
@@ -68,11 +69,24 @@ def test_methods_cover_hf_baselines_and_every_pipeline(model_factory):
     target = LoadedModel("x", HFCausalLM(model_factory("gpt2", seed=3)), None)
     helper = LoadedModel("y", HFCausalLM(model_factory("gpt2", seed=4)), None)
     curve = {"sizes": [1, 8, 64], "median_seconds": [1.0, 1.3, 3.0]}
-    methods = build_methods(target, helper, resources={"cost": curve})
+    store = Datastore.from_token_lists([[5, 6, 7, 8, 9, 10] * 3])
+    methods = build_methods(target, helper, resources={"cost": curve, "datastore": store})
     names = [m.name for m in methods]
     assert names[:3] == ["hf/greedy", "hf/prompt-lookup", "hf/assisted"]
     assert names[3] == "ours/autoregressive"
-    assert {f"ours/{n}" for n in PIPELINES} <= set(names)
+    # Without a temperature, pipelines whose acceptance samples are left out; with one they
+    # run last, against hf/sample.
+    greedy = {n for n in PIPELINES if not samples(PIPELINES[n]())}
+    assert {f"ours/{n}" for n in greedy} == {n for n in names if n.startswith("ours/")}
+    sampled = build_methods(target, helper, resources={"cost": curve, "datastore": store},
+                            temperature=0.7)
+    extra = [m for m in sampled if m.name not in names]
+    assert [m.name for m in extra[:2]] == ["hf/sample", "ours/sample"]
+    assert {m.name for m in extra[2:]} == {f"ours/{n}" for n in set(PIPELINES) - greedy}
+    assert all(m.sampling and m.reference == "hf/sample" for m in extra)
+    first, _, _ = extra[1].run([5, 6, 7], 8)
+    again, _, _ = extra[1].run([5, 6, 7], 8)
+    assert len(first) == len(again) == 8      # a fresh seed per generation
     # Without the resources they need, pipelines are left out of an all-pipelines run.
     unbound = {m.name for m in build_methods(target, None)}
     assert "ours/draft-model" not in unbound and "ours/token-recycling-sized" not in unbound

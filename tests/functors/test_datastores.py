@@ -51,6 +51,9 @@ def test_the_default_corpus_is_the_training_corpus(lm, monkeypatch):
     store = load_datastore(DEFAULT_CORPUS, lm)
     assert store.documents == 2 and store.tokens[:-1].tolist()[:len(lm.encode("x = 1\n"))] \
         == lm.encode("x = 1\n")
+    assert load_datastore(f"{DEFAULT_CORPUS}:1", lm).documents == 1
+    with pytest.raises(ValueError, match="N a positive number"):
+        load_datastore(f"{DEFAULT_CORPUS}:zero", lm)
 
 
 def test_bad_datastores_are_clear_errors(lm, tmp_path, model_factory):

@@ -26,7 +26,8 @@ DEFAULT_OUT = Path("benchmarks") / "results"
 def main(*, quick: bool = False, model: str | None = None, assistant: str | None = None,
          threads: int = 1, out: str | Path = DEFAULT_OUT, prompts: int | None = None,
          max_new_tokens: int | None = None, pipelines: Sequence[str] = (),
-         tie_margin: float | None = None, progress: bool = True) -> int:
+         tie_margin: float | None = None, progress: bool = True,
+         temperature: float | None = None, datastore: str | None = None) -> int:
     """Runs the benchmark, writes JSON/Markdown/PNG into ``out``, prints the Markdown.
 
     Args:
@@ -40,6 +41,9 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
         pipelines: our pipelines to run (empty: every registered one).
         tie_margin: logit margin below which a divergence is a near-tie.
         progress: show a progress bar.
+        temperature: the sampling methods' temperature (0: none run; ``None``: 0.7).
+        datastore: the retrieval pipelines' corpus (``"none"``: they do not run; ``None``:
+            the settings' default).
 
     Returns:
         The exit status: 0, or 1 when a lossless method diverged from Hugging Face greedy
@@ -58,11 +62,14 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
 
     options = dict(model=model, assistant=assistant, threads=threads, per_category=prompts,
                    max_new_tokens=max_new_tokens, pipelines=tuple(pipelines) or None,
-                   tie_margin=tie_margin, progress=progress)
+                   tie_margin=tie_margin, progress=progress, temperature=temperature,
+                   datastore=datastore)
     if quick:
         config = BenchConfig.for_quick(**options)
     else:
         config = BenchConfig(**{k: v for k, v in options.items() if v is not None})
+    if datastore == "none":
+        config.datastore = None
     result = run_benchmark(config)
     paths = write_reports(result, out)
     click.echo(to_markdown(result))
@@ -101,10 +108,18 @@ def main(*, quick: bool = False, model: str | None = None, assistant: str | None
               help="Only these of our pipelines (repeatable) [default: every registered one].")
 @click.option("--tie-margin", type=float, default=None,
               help="Logit margin below which a divergence is a near-tie [default: 1e-3].")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=None,
+              help="Temperature of the sampling methods, against HF generate(do_sample=True); "
+                   "0 runs none [default: 0.7].")
+@click.option("--datastore", default=None,
+              help="Corpus of the retrieval pipelines: default-corpus[:N], a saved datastore "
+                   "folder, text files, or none [default: default-corpus; default-corpus:40 "
+                   "with --quick].")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def command(quick: bool, model: str | None, assistant: str | None, threads: int, out: Path,
             prompts: int | None, max_new_tokens: int | None, pipelines: tuple[str, ...],
-            tie_margin: float | None, no_progress: bool) -> None:
+            tie_margin: float | None, temperature: float | None, datastore: str | None,
+            no_progress: bool) -> None:
     """Spec-Bench-style benchmark: Hugging Face generate (greedy, prompt lookup, assisted)
     against our pipelines, per prompt category, interleaved in one run."""
     from diagrammar.models.errors import ModelError
@@ -112,7 +127,8 @@ def command(quick: bool, model: str | None, assistant: str | None, threads: int,
     try:
         status = main(quick=quick, model=model, assistant=assistant, threads=threads, out=out,
                       prompts=prompts, max_new_tokens=max_new_tokens, pipelines=pipelines,
-                      tie_margin=tie_margin, progress=not no_progress)
+                      tie_margin=tie_margin, progress=not no_progress,
+                      temperature=temperature, datastore=datastore)
     except (ModelError, ValueError) as error:  # ReportPathError included: a bad --out
         raise click.ClickException(str(error)) from None
     sys.exit(status)

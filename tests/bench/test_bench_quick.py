@@ -135,3 +135,18 @@ def test_script_help():
     assert out.returncode == 0, out.stderr
     for option in ("--quick", "--model", "--assistant", "--threads", "--out"):
         assert option in out.stdout
+
+
+def test_temperature_zero_and_no_datastore_leave_those_methods_out(bench_tiny_lm, tmp_path):
+    from diagrammar.cli import main
+
+    result = CliRunner().invoke(
+        main, ["bench", "--quick", "--threads", "1", "--out", str(tmp_path), "--no-progress",
+               "--prompts", "1", "--max-new-tokens", "8", "--temperature", "0",
+               "--datastore", "none"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "spec_bench_quick.json").read_text())
+    names = {m["name"] for m in data["methods"]}
+    assert "ours/prompt-lookup" in names and "ours/aded" in names
+    assert not names & {"hf/sample", "ours/sample", "ours/rest", "ours/rasd", "ours/specinfer"}
+    assert "## Sampling" not in result.output

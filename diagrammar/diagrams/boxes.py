@@ -333,7 +333,7 @@ class DraftModel(Drafter):
     tree ``num_tokens`` deep: the draft model's top tokens when decoding greedily; when
     sampling, draws from its distribution ``sampling="iid"`` (SpecInfer), ``"without-
     replacement"`` (Recursive Speculative Decoding) or as ``branches[0]`` independent
-    ``"sequences"`` (SpecTr).
+    ``"sequences"`` (SpecTr). ``frozen`` keeps the adaptive length's calibration as it is.
 
     >>> DraftModel(num_tokens=5).name
     'DraftModel(num_tokens=5)'
@@ -347,7 +347,7 @@ class DraftModel(Drafter):
 
     def __init__(self, model: str = "draft", num_tokens: int = 4,
                  stop_threshold: float | None = None, branches: list[int] | None = None,
-                 sampling: str = "iid") -> None:
+                 sampling: str = "iid", frozen: bool = False) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"DraftModel: model must name a resource, got {model!r}")
         if not isinstance(num_tokens, int) or isinstance(num_tokens, bool) or not (
@@ -371,8 +371,9 @@ class DraftModel(Drafter):
         if sampling not in ("iid", "without-replacement", "sequences"):
             raise ValueError("DraftModel: sampling must be \"iid\", \"without-replacement\" "
                              f"or \"sequences\", got {sampling!r}")
+        _check_flags("DraftModel", {"frozen": frozen})
         super().__init__(model=model, num_tokens=num_tokens, stop_threshold=stop_threshold,
-                         branches=branches, sampling=sampling)
+                         branches=branches, sampling=sampling, frozen=frozen)
 
 
 def _check_ints(box: str, limits: Mapping[str, tuple[int, int]], values: Mapping[str, Any]

@@ -27,8 +27,11 @@ True
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from discopy.symmetric import Swap
@@ -115,6 +118,75 @@ class Decoder(CompiledDiagram):
     def step(self, state: DecodeState) -> DecodeState:
         """Runs one decoding step."""
         return self(state)[0]
+
+    def learned_state(self) -> list[tuple[str, Any]]:
+        """The drafters whose learned state can be saved (Token Recycling's matrix, ADED's
+        table, a draft model's calibration), labelled by their place in the step."""
+        from diagrammar.decoding.drafters.base import drafter_parts
+        from diagrammar.decoding.steps import DrafterStep
+
+        found = []
+        for index, (_, implementation, _, _) in enumerate(self.layers):
+            if not isinstance(implementation, DrafterStep):
+                continue
+            for part, drafter in enumerate(drafter_parts(implementation.drafter)):
+                if callable(getattr(drafter, "save", None)) and callable(
+                        getattr(drafter, "load", None)):
+                    found.append((f"{index}.{part}-{type(drafter).__name__}", drafter))
+        return found
+
+    def save_state(self, directory: str | os.PathLike[str]) -> Path:
+        """Saves what the step's drafters learned (one ``.npz`` per drafter and a manifest)
+        into ``directory``, so that a later run can start from it (:meth:`load_state`).
+
+        >>> import tempfile
+        >>> from transformers import GPT2Config, GPT2LMHeadModel
+        >>> from diagrammar.diagrams import PIPELINES
+        >>> model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=64, n_embd=16,
+        ...                                    n_layer=1, n_head=2))
+        >>> decoder = Execute(model)(PIPELINES["token-recycling"]())
+        >>> decoder.generate([1, 2, 3, 1, 2], 8).stats.steps > 0
+        True
+        >>> folder = tempfile.mkdtemp()
+        >>> decoder.save_state(folder).name
+        'state.json'
+        >>> fresh = Execute(model)(PIPELINES["token-recycling"]())
+        >>> fresh.load_state(folder)
+        >>> learned, loaded = decoder.learned_state()[0][1], fresh.learned_state()[0][1]
+        >>> [loaded.candidates(t) == learned.candidates(t) for t in (1, 2, 3)]
+        [True, True, True]
+        """
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        labels = []
+        for label, drafter in self.learned_state():
+            drafter.save(folder / f"{label}.npz")
+            labels.append(label)
+        manifest = folder / "state.json"
+        from diagrammar.diagrams.serialize import to_dict
+
+        manifest.write_text(json.dumps({"pipeline": to_dict(self.diagram), "drafters": labels},
+                                       indent=1))
+        return manifest
+
+    def load_state(self, directory: str | os.PathLike[str]) -> None:
+        """Loads what :meth:`save_state` saved into this step's drafters.
+
+        Raises:
+            ExecuteError: the folder holds no saved state, or the state of another step
+                (its drafters differ).
+        """
+        folder = Path(directory)
+        manifest = folder / "state.json"
+        if not manifest.is_file():
+            raise ExecuteError(f"{folder} holds no saved drafter state (no state.json)")
+        saved = json.loads(manifest.read_text()).get("drafters", [])
+        mine = self.learned_state()
+        if saved != [label for label, _ in mine]:
+            raise ExecuteError(f"{folder} holds the state of drafters {saved}, but this step's "
+                               f"are {[label for label, _ in mine]}")
+        for label, drafter in mine:
+            drafter.load(folder / f"{label}.npz")
 
     def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 128,
                  config: GenerationConfig | None = None) -> Generation:

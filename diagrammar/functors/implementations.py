@@ -69,7 +69,7 @@ def _draft_model(box: DraftModel, execute: Any) -> DrafterStep:
     spec = box.spec
     model = execute.backend.load_model(execute.resource(box, "model"))
     return DrafterStep(DraftModelDrafter(model, spec["num_tokens"], spec["stop_threshold"],
-                                         spec["branches"], spec["sampling"]))
+                                         spec["branches"], spec["sampling"], spec["frozen"]))
 
 
 def _retrieval(box: Retrieval, execute: Any) -> DrafterStep:

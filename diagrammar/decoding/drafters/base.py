@@ -36,6 +36,22 @@ class BaseDrafter:
         return type(self).observe is not BaseDrafter.observe
 
 
+def drafter_parts(drafter: object) -> list[object]:
+    """``drafter`` and, for composite drafters (those with ``parts()``: merges, RASD), every
+    drafter inside it, depth first.
+
+    >>> from diagrammar.decoding.drafters.merge import MergeDrafter
+    >>> inner = BaseDrafter()
+    >>> [type(d).__name__ for d in drafter_parts(MergeDrafter([inner, MergeDrafter([inner])]))]
+    ['MergeDrafter', 'BaseDrafter', 'MergeDrafter', 'BaseDrafter']
+    """
+    found = [drafter]
+    parts = getattr(drafter, "parts", None)
+    for part in (parts() if callable(parts) else ()):
+        found.extend(drafter_parts(part))
+    return found
+
+
 def learns(drafter: object) -> bool:
     """Whether ``drafter`` wants the verification passes: its ``learns()`` when it has one,
     else whether it has an ``observe`` hook at all."""
@@ -43,4 +59,4 @@ def learns(drafter: object) -> bool:
     return bool(method()) if callable(method) else hasattr(drafter, "observe")
 
 
-__all__ = ["BaseDrafter", "DraftTree", "learns"]
+__all__ = ["BaseDrafter", "DraftTree", "drafter_parts", "learns"]

@@ -40,9 +40,12 @@ on the fly: drafted tokens are binned by that probability and each bin's observe
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from diagrammar.decoding.drafters.base import BaseDrafter
 from diagrammar.decoding.sampling import (
@@ -113,6 +116,7 @@ class DraftModelDrafter(BaseDrafter):
             chain.
         sampling: how a sampling generation draws children: ``"iid"``,
             ``"without-replacement"`` or ``"sequences"``.
+        frozen: keep the calibration as it is (no updates: reproducible runs).
 
     Attributes:
         calibration: the draft-probability -> acceptance estimate (updated from every pass).
@@ -121,7 +125,8 @@ class DraftModelDrafter(BaseDrafter):
 
     def __init__(self, model: Any, num_tokens: int = 4,
                  stop_threshold: float | None = None,
-                 branches: Sequence[int] | None = None, sampling: str = "iid") -> None:
+                 branches: Sequence[int] | None = None, sampling: str = "iid",
+                 frozen: bool = False) -> None:
         if num_tokens < 1:
             raise ValueError(f"num_tokens must be at least 1, got {num_tokens}")
         if stop_threshold is not None and not 0.0 < stop_threshold < 1.0:
@@ -138,6 +143,7 @@ class DraftModelDrafter(BaseDrafter):
         self.stop_threshold = stop_threshold
         self.branches = None if branches is None else tuple(int(b) for b in branches)
         self.sampling = sampling
+        self.frozen = frozen
         self.calibration = AcceptanceCalibration()
         self.forward_passes = 0
         self._session: Any = None
@@ -157,8 +163,26 @@ class DraftModelDrafter(BaseDrafter):
         self._chain = []
 
     def learns(self) -> bool:
-        """Only an adaptive length learns from the passes (its calibration)."""
-        return self.stop_threshold is not None
+        """Only an adaptive length learns from the passes (its calibration), unless frozen."""
+        return self.stop_threshold is not None and not self.frozen
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the calibration (drafted and accepted counts per bin) to an ``.npz`` file."""
+        np.savez(path, drafted=np.array(self.calibration.drafted, dtype=np.int64),
+                 accepted=np.array(self.calibration.accepted, dtype=np.int64))
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Read a calibration written by :meth:`save`.
+
+        Raises:
+            ValueError: the file holds another number of bins.
+        """
+        with np.load(path, allow_pickle=False) as data:
+            if "drafted" not in data.files or len(data["drafted"]) != self.calibration.bins:
+                raise ValueError(f"{path} holds no draft-model calibration of "
+                                 f"{self.calibration.bins} bins")
+            self.calibration.drafted = [int(n) for n in data["drafted"]]
+            self.calibration.accepted = [int(n) for n in data["accepted"]]
 
     def _catch_up(self, state: DecodeState) -> Any:
         """Brings the draft cache to the committed tokens (rolling back where they part) and

@@ -45,6 +45,10 @@ class MergeDrafter(BaseDrafter):
             merged.union(tree)
         return merged
 
+    def parts(self) -> list[Any]:
+        """The merged drafters."""
+        return list(self.drafters)
+
     def learns(self) -> bool:
         return any(learns(drafter) for drafter in self.drafters)
 

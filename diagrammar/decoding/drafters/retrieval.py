@@ -767,6 +767,10 @@ class RasdDrafter(BaseDrafter):
         fused = fuse_trees(drafted, retrieved, self.max_nodes)
         return fused.prune(state.draft_budget)
 
+    def parts(self) -> list[Any]:
+        """The fused drafters: the retrieval drafter and the other one."""
+        return [self.retrieval, self.drafter]
+
     def learns(self) -> bool:
         return learns(self.drafter) or learns(self.retrieval)
 

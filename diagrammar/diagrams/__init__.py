@@ -25,6 +25,7 @@ from diagrammar.diagrams.boxes import (
     PromptLookup,
     Rasd,
     Retrieval,
+    Sized,
     SpecTrAccept,
     SpeculativeSampling,
     StepBox,
@@ -48,8 +49,8 @@ from diagrammar.diagrams.serialize import from_json, load_pipeline, save_pipelin
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
-    "BOX_CLASSES", "Accept", "Aded", "Commit", "Rasd", "Retrieval", "DraftModel", "Drafter",
-    "GreedyAccept", "Merge",
+    "BOX_CLASSES", "Accept", "Aded", "Commit", "Rasd", "Retrieval", "Sized", "DraftModel",
+    "Drafter", "GreedyAccept", "Merge",
     "NoDraft", "Pipeline", "PromptLookup", "SpecTrAccept", "SpeculativeSampling", "StepBox",
     "Swap", "TokenRecycling", "Verify",
     "PIPELINES", "autoregressive", "read_pipeline", "register_pipeline", "speculative",

@@ -516,6 +516,48 @@ class Rasd(Drafter):
             raise PipelineFormatError(f"bad spec for box Rasd: {error}") from None
 
 
+class Sized(Drafter):
+    """Another drafter's tree cut, every step, to the size a cost model predicts fastest.
+
+    ``cost`` names a resource holding the target's verification cost model on this machine
+    (a ``CostModel`` or a measured cost curve); each node's chance of acceptance is learned
+    online (by depth, sibling rank and the drafter's own probability), starting from
+    ``prior``; ``frozen`` stops the learning. Works with any drafter box, merges included.
+
+    >>> Sized(PromptLookup()).name
+    'Sized(PromptLookup)'
+    """
+
+    resources = ("cost",)
+
+    def __init__(self, drafter: Drafter, cost: str = "cost", prior: float = 0.5,
+                 frozen: bool = False) -> None:
+        if not isinstance(drafter, Drafter) or isinstance(drafter, Sized):
+            raise WiringError(f"Sized takes one drafter box (not a Sized one), not {drafter!r}")
+        if not isinstance(cost, str) or not cost:
+            raise ValueError(f"Sized: cost must name a resource, got {cost!r}")
+        _check_number("Sized", "prior", prior, 0.0, 0.999, open_low=True)
+        _check_flags("Sized", {"frozen": frozen})
+        self.drafter = drafter
+        #: The inner drafter box (resources and implementations are found through it).
+        self.drafters: tuple[Drafter, ...] = (drafter,)
+        super().__init__(drafter=box_to_json(drafter), cost=cost, prior=prior, frozen=frozen)
+
+    def _label(self, spec: Mapping[str, Any]) -> str:
+        rest = super()._label({k: v for k, v in spec.items() if k != "drafter"})
+        return f"Sized({self.drafter.name}{', ' + rest[6:-1] if rest != 'Sized' else ''})"
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> Sized:
+        if not isinstance(spec, Mapping) or "drafter" not in spec:
+            raise PipelineFormatError("bad spec for box Sized: it needs a \"drafter\" box")
+        try:
+            options = {k: v for k, v in spec.items() if k != "drafter"}
+            return cls(box_from_json(spec["drafter"]), **options)
+        except (TypeError, ValueError) as error:
+            raise PipelineFormatError(f"bad spec for box Sized: {error}") from None
+
+
 class Merge(Drafter):
     """Several drafters run on the same context; their draft trees are unioned.
 
@@ -699,7 +741,7 @@ def box_from_json(data: Any) -> StepBox:
 
 __all__ = [
     "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup",
-    "TokenRecycling", "DraftModel", "Aded", "Retrieval", "Rasd", "Merge",
+    "TokenRecycling", "DraftModel", "Aded", "Retrieval", "Rasd", "Sized", "Merge",
     "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Commit",
     "box_to_json", "box_from_json", "ROLES",
     "register_box_class", "box_registry", "is_lossless", "required_resources",

@@ -25,6 +25,7 @@ from diagrammar.diagrams.boxes import (
     PromptLookup,
     Rasd,
     Retrieval,
+    Sized,
     SpecTrAccept,
     SpeculativeSampling,
     TokenRecycling,
@@ -107,6 +108,13 @@ def draft_model_adaptive() -> Pipeline:
     """The draft model with an adaptive chain length (up to 8 tokens; stops once a rejection
     is more likely than not)."""
     return speculative(DraftModel(num_tokens=8, stop_threshold=0.5))
+
+
+@register_pipeline("composed-sized")
+def composed_sized() -> Pipeline:
+    """Prompt lookup merged with dynamic Token Recycling (8 nodes), the union cut every step to
+    the size the cost model bound as resource ``"cost"`` predicts fastest."""
+    return speculative(Sized(PromptLookup() | TokenRecycling(max_nodes=8, dynamic=True)))
 
 
 @register_pipeline("draft-model-tree")
@@ -199,6 +207,7 @@ def read_pipeline(name_or_json: str) -> Pipeline:
 __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
            "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_dynamic",
            "token_recycling_sized",
-           "draft_model", "draft_model_adaptive", "draft_model_tree", "aded", "rest", "rasd",
+           "draft_model", "draft_model_adaptive", "composed_sized", "draft_model_tree", "aded",
+           "rest", "rasd",
            "speculative_sampling", "specinfer", "rsd", "spectr", "prompt_lookup_sampling",
            "token_recycling_sampling"]

@@ -27,6 +27,7 @@ from diagrammar.decoding.drafters import (
     RetrievalDrafter,
     TokenRecyclingDrafter,
 )
+from diagrammar.decoding.drafters.sized import CostSizedDrafter
 from diagrammar.decoding.steps import (
     DrafterStep,
     GreedyAcceptStep,
@@ -45,6 +46,7 @@ from diagrammar.diagrams.boxes import (
     PromptLookup,
     Rasd,
     Retrieval,
+    Sized,
     SpecTrAccept,
     SpeculativeSampling,
     TokenRecycling,
@@ -88,6 +90,13 @@ def _rasd(box: Rasd, execute: Any) -> DrafterStep:
                                    as_drafter(execute.implement(box.drafter)), **spec))
 
 
+def _sized(box: Sized, execute: Any) -> DrafterStep:
+    cost = execute.resource(box, "cost")
+    cost = cost if isinstance(cost, CostModel) else CostModel.from_curve(cost)
+    return DrafterStep(CostSizedDrafter(as_drafter(execute.implement(box.drafter)), cost,
+                                        prior=box.spec["prior"], frozen=box.spec["frozen"]))
+
+
 def _merge(box: Merge, execute: Any) -> DrafterStep:
     return DrafterStep(MergeDrafter([as_drafter(execute.implement(d)) for d in box.drafters]))
 
@@ -101,6 +110,7 @@ IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     Aded: lambda box, execute: DrafterStep(AdedDrafter(**box.spec)),
     Retrieval: _retrieval,
     Rasd: _rasd,
+    Sized: _sized,
     Merge: _merge,
     Verify: lambda box, execute: verify_step,
     GreedyAccept: lambda box, execute: GreedyAcceptStep(),

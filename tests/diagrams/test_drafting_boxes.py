@@ -14,6 +14,7 @@ from diagrammar.diagrams import (
     PromptLookup,
     Rasd,
     Retrieval,
+    Sized,
     SpecTrAccept,
     SpeculativeSampling,
     WiringError,
@@ -34,6 +35,7 @@ from diagrammar.diagrams import (
          min_prob=0.1, open_slots=False, prune=False),
     DraftModel(branches=[2, 1], sampling="without-replacement"),
     DraftModel(branches=[3], sampling="sequences"),
+    Sized(PromptLookup() | Aded()), Sized(Retrieval(), cost="curve", prior=0.2, frozen=True),
 ])
 @pytest.mark.parametrize("accept", [None, SpeculativeSampling(), SpecTrAccept()])
 def test_boxes_round_trip_through_json(box, accept):
@@ -54,6 +56,8 @@ def test_boxes_round_trip_through_json(box, accept):
     (lambda: DraftModel(branches=[]), "DraftModel: branches must be null or a non-empty"),
     (lambda: DraftModel(branches=[2], stop_threshold=0.5), "applies to chains only"),
     (lambda: DraftModel(sampling="beam"), "DraftModel: sampling must be"),
+    (lambda: Sized(PromptLookup(), prior=1.0), r"Sized: prior must be a number in \(0.0"),
+    (lambda: Sized(PromptLookup(), cost=""), "Sized: cost must name a resource"),
 ])
 def test_bad_hyper_parameters_are_clear_errors(make, message):
     with pytest.raises(ValueError, match=message):
@@ -73,10 +77,11 @@ def test_rasd_takes_a_retrieval_box_and_one_drafter():
 
 
 def test_the_drafting_suite_has_named_pipelines():
-    names = {"aded", "rest", "rasd", "draft-model-tree", "speculative-sampling", "specinfer",
-             "rsd", "spectr", "prompt-lookup-sampling", "token-recycling-sampling"}
+    names = {"aded", "rest", "rasd", "draft-model-tree", "composed-sized", "speculative-sampling",
+             "specinfer", "rsd", "spectr", "prompt-lookup-sampling", "token-recycling-sampling"}
     assert names <= set(PIPELINES)
     assert required_resources(PIPELINES["rest"]()) == {"datastore"}
     assert required_resources(PIPELINES["rasd"]()) == {"datastore", "draft"}
     assert required_resources(PIPELINES["spectr"]()) == {"draft"}
+    assert required_resources(PIPELINES["composed-sized"]()) == {"cost"}
     assert all(is_lossless(PIPELINES[name]()) for name in names)

@@ -20,6 +20,7 @@ from diagrammar.diagrams import (
     PromptLookup,
     Rasd,
     Retrieval,
+    Sized,
     SpecTrAccept,
     SpeculativeSampling,
     StepBox,
@@ -154,15 +155,17 @@ def test_every_builtin_box_runs_on_the_torch_backend(model):
 
     builtin = {cls for cls in BOX_CLASSES.values() if cls.__module__.startswith("diagrammar.")}
     drafter = (PromptLookup() | NoDraft() | TokenRecycling() | DraftModel() | Aded()
-               | Rasd(Retrieval(), DraftModel(num_tokens=2)))
+               | Rasd(Retrieval(), DraftModel(num_tokens=2)) | Sized(PromptLookup()))
     steps = [speculative(drafter, accept())
              for accept in (GreedyAccept, SpeculativeSampling, SpecTrAccept)]
     used = {type(box) for step in steps for box in step.boxes} | {
         type(d) for d in drafter.drafters} | {Retrieval}
     assert used == builtin
     store = Datastore.from_token_lists([PROMPT * 3])
+    curve = {"sizes": [1, 8], "median_seconds": [1.0, 1.5]}
     for step in steps:
-        decoder = Execute(model, resources={"draft": model, "datastore": store})(step)
+        decoder = Execute(model, resources={"draft": model, "datastore": store,
+                                            "cost": curve})(step)
         assert len(decoder.generate(PROMPT, 6).tokens) == 6
 
 

@@ -16,6 +16,7 @@ import codecs
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -92,6 +93,28 @@ def _check_draw_output(output: Path) -> None:
         _fail(f"cannot write {output}: {folder} is not a folder")
 
 
+def _resource(kind: str, value: str, lm: Any, dtype: str) -> Any:
+    """What ``--resource NAME=VALUE`` binds, by the kind of resource the pipeline needs: a
+    model, a datastore (its value is read by the Retrieval box), or a cost model (``measure``
+    measures the target's verification curve now; else a JSON file holding one)."""
+    if kind == "cost":
+        if value == "measure":
+            from diagrammar.bench.cost_curve import measure_cost_curve
+            from diagrammar.bench.runner import SIZING_SIZES
+
+            length = min(200, (getattr(lm, "max_positions", None) or 4096) // 2)
+            context = (list(range(min(256, lm.vocab_size))) * 8)[:length]
+            return measure_cost_curve(lm, context, SIZING_SIZES, repeats=3)
+        path = Path(value)
+        if not path.is_file():
+            raise ValueError(f"--resource cost={value}: give 'measure' or a JSON file with a "
+                             "measured curve (sizes and median_seconds)")
+        return json.loads(path.read_text())
+    if kind == "datastore":
+        return value
+    return resolve_model(value, dtype)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="diagrammar")
 def main() -> None:
@@ -115,12 +138,24 @@ def main() -> None:
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch threads (default: torch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print text and stats as JSON.")
-@click.option("--resource", "resource_specs", multiple=True, metavar="NAME=MODEL",
-              help="Bind a resource the pipeline names, e.g. --resource draft=default:tiny "
-                   "for the draft-model pipelines (repeatable).")
+@click.option("--resource", "resource_specs", multiple=True, metavar="NAME=VALUE",
+              help="Bind a resource the pipeline names (repeatable): a model for a draft model "
+                   "(draft=default:tiny), a corpus for retrieval (datastore=default-corpus, a "
+                   "saved datastore folder or text files), 'measure' or a JSON curve file for a "
+                   "cost model (cost=measure).")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="0 decodes greedily; above 0 samples (the pipeline's acceptance must "
+                   "sample, e.g. --pipeline specinfer).")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="Sample among the k most likely tokens only.")
+@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=None,
+              help="Sample among the most likely tokens whose probability reaches p.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the sampling (default: fresh entropy).")
 def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_file: Path | None,
              encoding: str, max_new_tokens: int, dtype: str, threads: int | None,
-             as_json: bool, resource_specs: tuple[str, ...]) -> None:
+             as_json: bool, resource_specs: tuple[str, ...], temperature: float,
+             top_k: int | None, top_p: float | None, seed: int | None) -> None:
     """Decode a prompt with a pipeline and print the text and stats."""
     if (prompt is None) == (prompt_file is None):
         _fail("give exactly one of --prompt TEXT or --prompt-file PATH")
@@ -132,7 +167,7 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
     for item in resource_specs:
         name, sep, value = item.partition("=")
         if not sep or not name.strip() or not value.strip():
-            _fail(f"--resource takes NAME=MODEL (e.g. draft=default:tiny), got {item!r}")
+            _fail(f"--resource takes NAME=VALUE (e.g. draft=default:tiny), got {item!r}")
         resources[name.strip()] = value.strip()
     step = _load_pipeline(pipeline_spec)
     if step.dom != Context or step.cod != Context:
@@ -147,11 +182,17 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
 
     if threads is not None:
         torch.set_num_threads(threads)
+    from diagrammar.decoding.config import GenerationConfig
+    from diagrammar.diagrams import resource_kinds
+
+    kinds = resource_kinds(step)
     try:
+        config = GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         lm = resolve_model(model_spec, dtype)
-        bound = {name: resolve_model(value, dtype) for name, value in resources.items()}
+        bound = {name: _resource(kinds.get(name, "model"), value, lm, dtype)
+                 for name, value in resources.items()}
         decoder = Execute(lm, resources=bound)(step)
-        result = decoder.generate(prompt, max_new_tokens=max_new_tokens)
+        result = decoder.generate(prompt, max_new_tokens=max_new_tokens, config=config)
     except (ModelError, ValueError, ExecuteError, DecodingError) as error:
         _fail(str(error))
     if as_json:

@@ -47,7 +47,39 @@ def test_generate_binds_a_draft_model_resource(run, saved_model_dir):
     missing = run(*base)
     assert missing.exit_code == 1 and "needs the resource 'draft'" in missing.output
     bad = run(*base, "--resource", "draft")
-    assert bad.exit_code == 1 and "--resource takes NAME=MODEL" in bad.output
+    assert bad.exit_code == 1 and "--resource takes NAME=VALUE" in bad.output
+
+
+def test_generate_binds_datastore_and_cost_resources_by_kind(run, saved_model_dir, tmp_path):
+    corpus = tmp_path / "corpus.py"
+    corpus.write_text("def f(x):\n    return x + 1\n" * 4)
+    base = ["generate", "--model", str(saved_model_dir), "--prompt", "def f(x):",
+            "--max-new-tokens", "8", "--json"]
+    rest = run(*base, "--pipeline", "rest", "--resource", f"datastore={corpus}")
+    assert rest.exit_code == 0, rest.output
+    sized = run(*base, "--pipeline", "composed-sized", "--resource", "cost=measure")
+    assert sized.exit_code == 0, sized.output
+    curve = tmp_path / "curve.json"
+    curve.write_text(json.dumps({"sizes": [1, 4], "median_seconds": [1.0, 1.5]}))
+    assert run(*base, "--pipeline", "composed-sized", "--resource",
+               f"cost={curve}").exit_code == 0
+    bad = run(*base, "--pipeline", "composed-sized", "--resource", "cost=nowhere.json")
+    assert bad.exit_code == 1 and "give 'measure' or a JSON file" in bad.output
+
+
+def test_generate_samples_with_a_sampling_pipeline(run, saved_model_dir):
+    base = ["generate", "--model", str(saved_model_dir), "--prompt", "def f(x):",
+            "--max-new-tokens", "12", "--json", "--temperature", "0.8", "--top-k", "20",
+            "--top-p", "0.9"]
+    first = run(*base, "--pipeline", "prompt-lookup-sampling", "--seed", "3")
+    again = run(*base, "--pipeline", "prompt-lookup-sampling", "--seed", "3")
+    assert first.exit_code == 0, first.output
+    data = json.loads(first.stdout)
+    assert data["tokens"] == json.loads(again.stdout)["tokens"]          # seeded: reproducible
+    assert data["stats"]["config"] == {"temperature": 0.8, "top_k": 20, "top_p": 0.9,
+                                       "seed": 3}
+    greedy_only = run(*base, "--pipeline", "prompt-lookup")
+    assert greedy_only.exit_code == 1 and "GreedyAccept decodes greedily" in greedy_only.output
 
 
 @pytest.mark.parametrize("args,message", [

@@ -36,6 +36,7 @@ from diagrammar.diagrams.boxes import (
     is_lossless,
     register_box_class,
     required_resources,
+    resource_kinds,
 )
 from diagrammar.diagrams.builders import (
     PIPELINES,
@@ -57,4 +58,5 @@ __all__ = [
     "DiagramError", "PipelineFormatError", "WiringError", "from_json", "load_pipeline",
     "save_pipeline", "to_json", "Accepted", "Context", "Draft", "Scores", "Ty", "ROLES",
     "box_registry", "is_lossless", "register_box_class", "required_resources",
+    "resource_kinds",
 ]

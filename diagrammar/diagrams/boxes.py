@@ -696,6 +696,26 @@ def is_lossless(diagram: symmetric.Diagram) -> bool:
     return any(box.role == "accept" for box in boxes) and all(box.lossless for box in boxes)
 
 
+def resource_kinds(diagram: symmetric.Diagram) -> dict[str, str]:
+    """The resource names a step's boxes (inner drafters included) need bound, with the spec
+    key that names each (what kind of thing it must be: ``"model"``, ``"datastore"``,
+    ``"cost"``, ...).
+
+    >>> from diagrammar.diagrams.builders import speculative
+    >>> resource_kinds(speculative(Rasd(Retrieval(datastore="docs"), DraftModel())))
+    {'draft': 'model', 'docs': 'datastore'}
+    """
+    kinds: dict[str, str] = {}
+    pending = [box for box in diagram.boxes if isinstance(box, StepBox)]
+    while pending:
+        box = pending.pop()
+        pending.extend(getattr(box, "drafters", ()))
+        for key in type(box).resources:
+            if box.spec.get(key) is not None:
+                kinds.setdefault(box.spec[key], key)
+    return kinds
+
+
 def required_resources(diagram: symmetric.Diagram) -> set[str]:
     """The resource names a step's boxes (merged drafters included) need bound to execute.
 
@@ -703,14 +723,7 @@ def required_resources(diagram: symmetric.Diagram) -> set[str]:
     >>> required_resources(speculative(PromptLookup() | DraftModel(model="tiny")))
     {'tiny'}
     """
-    names: set[str] = set()
-    pending = [box for box in diagram.boxes if isinstance(box, StepBox)]
-    while pending:
-        box = pending.pop()
-        pending.extend(getattr(box, "drafters", ()))
-        names.update(box.spec[key] for key in type(box).resources
-                     if box.spec.get(key) is not None)
-    return names
+    return set(resource_kinds(diagram))
 
 
 def box_to_json(box: StepBox) -> dict[str, Any]:
@@ -744,6 +757,6 @@ __all__ = [
     "TokenRecycling", "DraftModel", "Aded", "Retrieval", "Rasd", "Sized", "Merge",
     "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Commit",
     "box_to_json", "box_from_json", "ROLES",
-    "register_box_class", "box_registry", "is_lossless", "required_resources",
+    "register_box_class", "box_registry", "is_lossless", "required_resources", "resource_kinds",
     "Context", "Draft", "Scores", "Accepted",
 ]

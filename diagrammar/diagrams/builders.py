@@ -81,6 +81,13 @@ def token_recycling() -> Pipeline:
     return speculative(TokenRecycling(max_nodes=16))
 
 
+@register_pipeline("token-recycling-paper")
+def token_recycling_paper() -> Pipeline:
+    """Token Recycling as the paper runs it: the whole 80-node static template (on a CPU a pass
+    of 80 nodes costs several single steps; see ``token-recycling`` for a CPU-sized prefix)."""
+    return speculative(TokenRecycling())
+
+
 @register_pipeline("token-recycling-dynamic")
 def token_recycling_dynamic() -> Pipeline:
     """Token Recycling with a DySpec-style dynamic tree: the 8 nodes of highest estimated
@@ -205,7 +212,8 @@ def read_pipeline(name_or_json: str) -> Pipeline:
 
 
 __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
-           "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_dynamic",
+           "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_paper",
+           "token_recycling_dynamic",
            "token_recycling_sized",
            "draft_model", "draft_model_adaptive", "composed_sized", "draft_model_tree", "aded",
            "rest", "rasd",

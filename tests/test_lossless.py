@@ -272,13 +272,18 @@ def test_a_draft_model_is_lossless(model_factory, kind, model_seed, draft_seed, 
        prompts=st.lists(st.lists(st.integers(4, VOCAB - 1), min_size=2, max_size=20),
                         min_size=1, max_size=3),
        max_new_tokens=st.integers(1, 40), max_nodes=st.sampled_from([1, 6, 16]),
-       simulations=st.sampled_from([1, 8, 32]))
+       simulations=st.sampled_from([1, 8, 32]), corpus=st.booleans())
 def test_aded_is_lossless_with_a_hot_table(model_factory, kind, model_seed, prompts,
-                                           max_new_tokens, max_nodes, simulations):
+                                           max_new_tokens, max_nodes, simulations, corpus):
+    """Later prompts draft from a table the earlier ones filled, seeded from a corpus or not."""
+    from diagrammar.decoding.drafters.retrieval import Datastore
+
     model = _model(model_factory, kind, model_seed)
-    execute = Execute(model)
+    store = Datastore.from_token_lists([p * 3 for p in prompts])
+    execute = Execute(model, resources={"corpus": store})
     greedy = execute(autoregressive())
-    aded = execute(speculative(Aded(max_nodes=max_nodes, simulations=simulations)))
+    aded = execute(speculative(Aded(max_nodes=max_nodes, simulations=simulations,
+                                    corpus="corpus" if corpus else None)))
     for prompt in [*prompts, prompts[0]]:
         assert aded.generate(prompt, max_new_tokens).tokens == greedy.generate(
             prompt, max_new_tokens).tokens

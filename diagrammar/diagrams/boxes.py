@@ -410,16 +410,20 @@ class Aded(Drafter):
     draft tree comes from ``simulations`` rounds of an MCTS-like search (UCB-style bonus
     ``exploration``, ``branching`` children per expansion), at most ``max_nodes`` nodes and
     ``max_depth`` deep. ``hot_start`` keeps the table across generations; ``frozen`` stops
-    its updates.
+    its updates. ``corpus`` names a datastore resource (as :class:`Retrieval` does) whose
+    tri-grams seed the table before decoding, as the paper builds its table from a corpus.
 
     >>> Aded(max_nodes=8).name
     'Aded(max_nodes=8)'
     """
 
+    resources = ("corpus",)
+
     def __init__(self, top_k: int = 12, decay: float = 0.9, simulations: int = 32,
                  exploration: float = 0.5, max_nodes: int = 16, max_depth: int = 6,
                  branching: int = 4, commit_weight: float = 1.0, max_contexts: int = 32768,
-                 hot_start: bool = True, frozen: bool = False) -> None:
+                 hot_start: bool = True, frozen: bool = False,
+                 corpus: str | None = None) -> None:
         values = locals()
         _check_ints("Aded", {"top_k": (1, 256), "simulations": (1, 4096),
                              "max_nodes": (0, 4096), "max_depth": (1, 64),
@@ -428,10 +432,13 @@ class Aded(Drafter):
         _check_number("Aded", "exploration", exploration, 0.0, 1e6)
         _check_number("Aded", "commit_weight", commit_weight, 0.0, 1e6)
         _check_flags("Aded", {"hot_start": hot_start, "frozen": frozen})
+        if corpus is not None and (not isinstance(corpus, str) or not corpus):
+            raise ValueError(f"Aded: corpus must be null or name a resource, got {corpus!r}")
         super().__init__(top_k=top_k, decay=decay, simulations=simulations,
                          exploration=exploration, max_nodes=max_nodes, max_depth=max_depth,
                          branching=branching, commit_weight=commit_weight,
-                         max_contexts=max_contexts, hot_start=hot_start, frozen=frozen)
+                         max_contexts=max_contexts, hot_start=hot_start, frozen=frozen,
+                         corpus=corpus)
 
 
 class Retrieval(Drafter):

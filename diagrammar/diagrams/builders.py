@@ -137,6 +137,13 @@ def aded() -> Pipeline:
     return speculative(Aded())
 
 
+@register_pipeline("aded-corpus")
+def aded_corpus() -> Pipeline:
+    """ADED with its tri-gram table seeded from the corpus bound as resource ``"datastore"``
+    (the paper builds its table from a corpus), then adapted online."""
+    return speculative(Aded(corpus="datastore"))
+
+
 @register_pipeline("rest")
 def rest() -> Pipeline:
     """REST: continuations of the longest suffix match in the datastore bound as resource
@@ -216,6 +223,7 @@ __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "r
            "token_recycling_dynamic",
            "token_recycling_sized",
            "draft_model", "draft_model_adaptive", "composed_sized", "draft_model_tree", "aded",
+           "aded_corpus",
            "rest", "rasd",
            "speculative_sampling", "specinfer", "rsd", "spectr", "prompt_lookup_sampling",
            "token_recycling_sampling"]

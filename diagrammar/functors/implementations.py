@@ -74,6 +74,19 @@ def _draft_model(box: DraftModel, execute: Any) -> DrafterStep:
                                          spec["branches"], spec["sampling"], spec["frozen"]))
 
 
+def _aded(box: Aded, execute: Any) -> DrafterStep:
+    spec = box.spec
+    corpus = spec.pop("corpus")
+    drafter = AdedDrafter(**spec)
+    if corpus is not None:
+        try:
+            store = load_datastore(execute.resource(box, "corpus"), execute.model)
+        except ValueError as error:
+            raise ValueError(f"{box.name}: {error}") from None
+        drafter.seed(store.tokens)
+    return DrafterStep(drafter)
+
+
 def _retrieval(box: Retrieval, execute: Any) -> DrafterStep:
     spec = box.spec
     try:
@@ -107,7 +120,7 @@ IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     PromptLookup: lambda box, execute: DrafterStep(PromptLookupDrafter(**box.spec)),
     TokenRecycling: _token_recycling,
     DraftModel: _draft_model,
-    Aded: lambda box, execute: DrafterStep(AdedDrafter(**box.spec)),
+    Aded: _aded,
     Retrieval: _retrieval,
     Rasd: _rasd,
     Sized: _sized,

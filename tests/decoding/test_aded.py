@@ -402,3 +402,45 @@ def test_a_sixteen_node_draft_is_cheap():
     for _ in range(20):
         assert len(drafter(state)) == 16
     assert (time.perf_counter() - started) / 20 < 0.05
+
+
+@settings(max_examples=40, deadline=None)
+@given(tokens=st.lists(st.integers(-1, 6), max_size=60), top_k=st.integers(1, 4))
+def test_corpus_arrays_count_like_a_naive_reference(tokens, top_k):
+    from collections import Counter
+
+    from diagrammar.decoding.drafters.aded import corpus_arrays
+
+    table = TrigramTable(top_k=top_k)
+    table.load_arrays(corpus_arrays(np.array(tokens, dtype=np.int64), top_k,
+                                    pseudo_counts=1e9))
+    trigrams = Counter(zip(tokens, tokens[1:], tokens[2:]))
+    contexts = Counter()
+    for (a, b, c), n in trigrams.items():
+        if min(a, b, c) >= 0:
+            contexts[(a, b)] += n
+    for (a, b), total in contexts.items():
+        assert table.total(a, b) == total
+        following = sorted(((-n, c) for (x, y, c), n in trigrams.items()
+                            if (x, y) == (a, b)))[:top_k]
+        assert table.weights(a, b) == {c: float(-n) for n, c in following}
+    assert len(table.trigrams) == len(contexts)
+
+
+def test_a_corpus_seed_keeps_the_most_frequent_contexts_and_survives_reset():
+    from diagrammar.decoding.drafters.aded import corpus_arrays
+
+    tokens = np.array([1, 2, 3] * 5 + [-1] + [4, 5, 6] * 2 + [-1, 7, 8, 9])
+    arrays = corpus_arrays(tokens, top_k=2, max_contexts=2, pseudo_counts=2.0)
+    table = TrigramTable(top_k=2)
+    table.load_arrays(arrays)
+    # The two most frequent contexts: (1, 2) seen 5 times, then (2, 3) or (3, 1), 4 times.
+    assert (1, 2) in table.trigrams and len(table.trigrams) == 2
+    assert not {(4, 5), (5, 6), (7, 8)} & set(table.trigrams)
+    assert table.total(1, 2) == 2.0 and table.ranked(1, 2) == ((3, 1.0),)
+    drafter = AdedDrafter(top_k=2, max_contexts=2)
+    drafter.seed(tokens)
+    drafter.table.record([1, 2, 4, 1, 2, 4])
+    assert drafter.candidates(1, 2)[0][0] == 4          # learning moves it on
+    drafter.reset()
+    assert drafter.candidates(1, 2) == [(3, 1.0)]        # back to the corpus seed

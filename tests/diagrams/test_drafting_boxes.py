@@ -28,7 +28,7 @@ from diagrammar.diagrams import (
 
 @pytest.mark.parametrize("box", [
     Aded(), Aded(top_k=4, decay=0.5, simulations=3, exploration=0.0, max_nodes=0,
-                 hot_start=False, frozen=True),
+                 hot_start=False, frozen=True, corpus="docs"),
     Retrieval(), Retrieval(datastore="docs", max_suffix=4, min_suffix=4, max_nodes=1),
     Rasd(Retrieval(), DraftModel(num_tokens=3)),
     Rasd(Retrieval(max_nodes=3), PromptLookup(num_tokens=2), max_nodes=5, top_k=2,
@@ -49,6 +49,7 @@ def test_boxes_round_trip_through_json(box, accept):
     (lambda: Aded(top_k=0), "Aded: top_k must be an integer from 1 to 256, got 0"),
     (lambda: Aded(frozen="yes"), "Aded: frozen must be true or false"),
     (lambda: Aded(exploration=-1), r"Aded: exploration must be a number in \[0.0"),
+    (lambda: Aded(corpus=""), "Aded: corpus must be null or name a resource"),
     (lambda: Retrieval(datastore=""), "Retrieval: datastore must name a resource"),
     (lambda: Retrieval(min_suffix=5, max_suffix=4), r"min_suffix \(5\) > max_suffix \(4\)"),
     (lambda: Retrieval(max_nodes=0), "Retrieval: max_nodes must be an integer from 1"),
@@ -77,10 +78,12 @@ def test_rasd_takes_a_retrieval_box_and_one_drafter():
 
 
 def test_the_drafting_suite_has_named_pipelines():
-    names = {"aded", "rest", "rasd", "draft-model-tree", "composed-sized", "speculative-sampling",
-             "specinfer", "rsd", "spectr", "prompt-lookup-sampling", "token-recycling-sampling"}
+    names = {"aded", "aded-corpus", "rest", "rasd", "draft-model-tree", "composed-sized",
+             "speculative-sampling", "specinfer", "rsd", "spectr", "prompt-lookup-sampling",
+             "token-recycling-sampling"}
     assert names <= set(PIPELINES)
     assert required_resources(PIPELINES["rest"]()) == {"datastore"}
+    assert required_resources(PIPELINES["aded-corpus"]()) == {"datastore"}
     assert required_resources(PIPELINES["rasd"]()) == {"datastore", "draft"}
     assert required_resources(PIPELINES["spectr"]()) == {"draft"}
     assert required_resources(PIPELINES["composed-sized"]()) == {"cost"}

@@ -21,10 +21,14 @@ counts, several simulations per draft and a tree read from the most visited bran
 
 Changed, for a CPU and for this framework:
 
-* No corpus.  The paper builds its table from a large text corpus before decoding; here the
-  table is seeded at :meth:`AdedDrafter.start` with the prompt's tri-grams and learns online
-  (and persists across generations with ``hot_start``; :meth:`AdedDrafter.save` /
-  :meth:`AdedDrafter.load` carry it between runs).
+* The corpus is optional.  The paper builds its table from a large text corpus before
+  decoding; :meth:`AdedDrafter.seed` does the same from any token array (e.g. a retrieval
+  datastore of the model's training corpus: :func:`corpus_arrays` counts its tri-grams and
+  keeps the ``max_contexts`` most frequent contexts, each scaled to a few pseudo-counts so that
+  the target's own evidence soon outweighs it).  Without one the table starts from the
+  prompt's tri-grams at :meth:`AdedDrafter.start`.  Either way it learns online (and persists
+  across generations with ``hot_start``; :meth:`AdedDrafter.save` / :meth:`AdedDrafter.load`
+  carry it between runs).
 * Sparse and bounded: a dict of contexts, each with at most ``top_k`` weighted next tokens
   (not a dense ``vocab^2 x vocab`` matrix), with a bigram table as the fallback for unseen
   contexts, and at most ``max_contexts`` contexts per table (the least recently updated ones
@@ -67,7 +71,7 @@ from diagrammar.decoding.scores import top_k_probabilities
 from diagrammar.decoding.state import DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree
 
-__all__ = ["AdedDrafter", "SearchTree", "TrigramTable", "search_draft"]
+__all__ = ["AdedDrafter", "SearchTree", "TrigramTable", "corpus_arrays", "search_draft"]
 
 #: Written into saved tables; a file without it (or with another value) is refused.
 FILE_FORMAT = "diagrammar.aded.trigram.v1"
@@ -519,6 +523,68 @@ def _back_up(found: SearchTree, path: list[int]) -> None:
         values[node] = max([values[kid] for kid in kids]) if kids else gains[node]
 
 
+def _counted(contexts: np.ndarray, following: np.ndarray, top_k: int, max_contexts: int,
+             pseudo_counts: float) -> tuple[np.ndarray, ...]:
+    """Per context (the most frequent ``max_contexts``, rarest first): its ``top_k`` most
+    frequent next tokens and their weights, the context total scaled to ``pseudo_counts``."""
+    if not len(following):
+        return (np.zeros(0, dtype=np.int64), np.zeros(0), np.full((0, top_k), -1, np.int64),
+                np.zeros((0, top_k)))
+    span = int(following.max()) + 1
+    pairs, counts = np.unique(contexts * span + following, return_counts=True)
+    context, token = pairs // span, pairs % span
+    order = np.lexsort((token, -counts, context))     # by context, most frequent next first
+    context, token, counts = context[order], token[order], counts[order]
+    starts = np.flatnonzero(np.r_[True, context[1:] != context[:-1]])
+    totals = np.add.reduceat(counts, starts).astype(np.float64)
+    rank = np.arange(len(context)) - np.repeat(starts, np.diff(np.r_[starts, len(context)]))
+    keep = np.argsort(totals, kind="stable")[-max_contexts:]           # rarest first
+    row_of = np.full(len(starts), -1)
+    row_of[keep] = np.arange(len(keep))
+    rows = row_of[np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(context)]))]
+    scale = np.minimum(1.0, pseudo_counts / totals[keep])
+    ids = np.full((len(keep), top_k), -1, dtype=np.int64)
+    weights = np.zeros((len(keep), top_k), dtype=np.float64)
+    listed = (rows >= 0) & (rank < top_k)
+    ids[rows[listed], rank[listed]] = token[listed]
+    weights[rows[listed], rank[listed]] = counts[listed] * scale[rows[listed]]
+    return context[starts[keep]], totals[keep] * scale, ids, weights
+
+
+def corpus_arrays(tokens: np.ndarray, top_k: int = 12, max_contexts: int = 1 << 15,
+                  pseudo_counts: float = 4.0) -> dict[str, np.ndarray]:
+    """A tri-gram table counted from a corpus, in :meth:`TrigramTable.to_arrays`' format.
+
+    Args:
+        tokens: token ids; negative ids (document separators) break the n-grams.
+        top_k: next tokens kept per context.
+        max_contexts: the most frequent contexts kept, per table (tri-gram, bigram).
+        pseudo_counts: a context's total evidence is scaled down to at most this, so that
+            the target's own distributions (mass 1 per pass) soon count as much.
+
+    Example:
+        >>> arrays = corpus_arrays(np.array([1, 2, 3, -1, 1, 2, 3, 1, 2, 4]), top_k=2)
+        >>> table = TrigramTable(top_k=2)
+        >>> table.load_arrays(arrays)
+        >>> [(t, round(q, 3)) for t, q in table.ranked(1, 2)]
+        [(3, 0.667), (4, 0.333)]
+    """
+    tokens = np.asarray(tokens, dtype=np.int64)
+    a, b, c = tokens[:-2], tokens[1:-1], tokens[2:]
+    whole = (a >= 0) & (b >= 0) & (c >= 0)
+    span = max(1, int(tokens.max()) + 1) if len(tokens) else 1
+    keys, totals, ids, weights = _counted(a[whole] * span + b[whole], c[whole], top_k,
+                                          max_contexts, pseudo_counts)
+    arrays = {"trigram_keys": np.stack([keys // span, keys % span], axis=1).reshape(-1, 2),
+              "trigram_totals": totals, "trigram_ids": ids, "trigram_weights": weights}
+    pair = (tokens[:-1] >= 0) & (tokens[1:] >= 0)
+    keys, totals, ids, weights = _counted(tokens[:-1][pair], tokens[1:][pair], top_k,
+                                          max_contexts, pseudo_counts)
+    arrays.update(bigram_keys=keys, bigram_totals=totals, bigram_ids=ids,
+                  bigram_weights=weights)
+    return arrays
+
+
 class AdedDrafter(BaseDrafter):
     """Drafts a tree by MCTS in an adaptive tri-gram model of the target (ADED).
 
@@ -579,11 +645,25 @@ class AdedDrafter(BaseDrafter):
         self.commit_weight = float(commit_weight)
         self.hot_start = hot_start
         self.frozen = frozen
+        self._seed: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ table
 
+    def seed(self, tokens: np.ndarray, pseudo_counts: float = 4.0) -> None:
+        """Start the table from a corpus's tri-grams (:func:`corpus_arrays`), as the paper
+        does; :meth:`reset` returns to this seed.
+
+        Example:
+            >>> drafter = AdedDrafter(top_k=2)
+            >>> drafter.seed(np.array([7, 8, 9, 7, 8, 9]))
+            >>> drafter.candidates(7, 8)
+            [(9, 1.0)]
+        """
+        self._seed = corpus_arrays(tokens, self.top_k, self.table.max_contexts, pseudo_counts)
+        self.table.load_arrays(self._seed)
+
     def reset(self) -> None:
-        """Forget the whole table.
+        """Forget what was learned: back to the corpus seed, or to an empty table.
 
         Example:
             >>> drafter = AdedDrafter()
@@ -591,6 +671,8 @@ class AdedDrafter(BaseDrafter):
             0
         """
         self.table.clear()
+        if self._seed is not None:
+            self.table.load_arrays(self._seed)
 
     def memory_bytes(self) -> int:
         """Bytes of the table in packed form (see :meth:`TrigramTable.memory_bytes`).

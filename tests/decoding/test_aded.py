@@ -422,7 +422,7 @@ def test_corpus_arrays_count_like_a_naive_reference(tokens, top_k):
     for (a, b), total in contexts.items():
         assert table.total(a, b) == total
         following = sorted(((-n, c) for (x, y, c), n in trigrams.items()
-                            if (x, y) == (a, b)))[:top_k]
+                            if (x, y) == (a, b) and c >= 0))[:top_k]
         assert table.weights(a, b) == {c: float(-n) for n, c in following}
     assert len(table.trigrams) == len(contexts)
 

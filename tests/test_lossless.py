@@ -248,22 +248,26 @@ def test_float32_random_trees_are_lossless_up_to_near_ties(model_factory, kind, 
                                                     max_size=24),
        max_new_tokens=st.integers(1, 40), num_tokens=st.integers(1, 6),
        shape=st.sampled_from([(None, None), (0.3, None), (0.8, None), (None, [2]),
-                              (None, [3, 1]), (None, [2, 2, 1])]))
+                              (None, [3, 1]), (None, [2, 2, 1])]),
+       cost=st.booleans())
 def test_a_draft_model_is_lossless(model_factory, kind, model_seed, draft_seed, prompt,
-                                   max_new_tokens, num_tokens, shape):
+                                   max_new_tokens, num_tokens, shape, cost):
     """The draft model is another random model over the same vocabulary (sometimes the target
     itself, which makes every draft token right); it drafts chains (of adaptive length) or
     trees of its top tokens."""
     stop_threshold, branches = shape
     model = _model(model_factory, kind, model_seed)
     draft = model if draft_seed == model_seed else _model(model_factory, "gpt2", draft_seed)
-    execute = Execute(model, resources={"draft": draft})
+    # A cost curve under which drafting sometimes pays and sometimes not (steps skipped).
+    curve = {"sizes": [1, 2, 8], "median_seconds": [1e-3, 1.5e-3, 4e-3]}
+    execute = Execute(model, resources={"draft": draft, "cost": curve})
     greedy = execute(autoregressive()).generate(prompt, max_new_tokens).tokens
     step = speculative(DraftModel(num_tokens=num_tokens, stop_threshold=stop_threshold,
-                                  branches=branches))
+                                  branches=branches, cost="cost" if cost else None))
     result = execute(step).generate(prompt, max_new_tokens)
     assert result.tokens == greedy
-    if draft is model and stop_threshold is None and max_new_tokens > num_tokens + 1:
+    if draft is model and stop_threshold is None and max_new_tokens > num_tokens + 1 \
+            and not cost:
         assert max(result.stats.accepted_per_step) == num_tokens + 1
 
 

@@ -334,6 +334,9 @@ class DraftModel(Drafter):
     sampling, draws from its distribution ``sampling="iid"`` (SpecInfer), ``"without-
     replacement"`` (Recursive Speculative Decoding) or as ``branches[0]`` independent
     ``"sequences"`` (SpecTr). ``frozen`` keeps the adaptive length's calibration as it is.
+    ``cost`` names a resource holding the target's verification cost model (a ``CostModel``
+    or a measured curve): a step then drafts only when the draft model's measured cost and
+    acceptance predict it faster than the target alone.
 
     >>> DraftModel(num_tokens=5).name
     'DraftModel(num_tokens=5)'
@@ -343,11 +346,11 @@ class DraftModel(Drafter):
     ValueError: DraftModel: stop_threshold must be null or a number in (0, 1), got 1.5
     """
 
-    resources = ("model",)
+    resources = ("model", "cost")
 
     def __init__(self, model: str = "draft", num_tokens: int = 4,
                  stop_threshold: float | None = None, branches: list[int] | None = None,
-                 sampling: str = "iid", frozen: bool = False) -> None:
+                 sampling: str = "iid", frozen: bool = False, cost: str | None = None) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"DraftModel: model must name a resource, got {model!r}")
         if not isinstance(num_tokens, int) or isinstance(num_tokens, bool) or not (
@@ -372,8 +375,10 @@ class DraftModel(Drafter):
             raise ValueError("DraftModel: sampling must be \"iid\", \"without-replacement\" "
                              f"or \"sequences\", got {sampling!r}")
         _check_flags("DraftModel", {"frozen": frozen})
+        if cost is not None and (not isinstance(cost, str) or not cost):
+            raise ValueError(f"DraftModel: cost must be null or name a resource, got {cost!r}")
         super().__init__(model=model, num_tokens=num_tokens, stop_threshold=stop_threshold,
-                         branches=branches, sampling=sampling, frozen=frozen)
+                         branches=branches, sampling=sampling, frozen=frozen, cost=cost)
 
 
 def _check_ints(box: str, limits: Mapping[str, tuple[int, int]], values: Mapping[str, Any]

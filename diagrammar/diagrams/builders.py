@@ -113,8 +113,9 @@ def draft_model() -> Pipeline:
 @register_pipeline("draft-model-adaptive")
 def draft_model_adaptive() -> Pipeline:
     """The draft model with an adaptive chain length (up to 8 tokens; stops once a rejection
-    is more likely than not)."""
-    return speculative(DraftModel(num_tokens=8, stop_threshold=0.5))
+    is more likely than not), drafting only on steps where the cost model bound as resource
+    ``"cost"`` predicts it pays."""
+    return speculative(DraftModel(num_tokens=8, stop_threshold=0.5, cost="cost"))
 
 
 @register_pipeline("composed-sized")
@@ -126,8 +127,9 @@ def composed_sized() -> Pipeline:
 
 @register_pipeline("draft-model-tree")
 def draft_model_tree() -> Pipeline:
-    """The draft model drafts a tree of its top tokens (2, then 2, then 1 per node; 3 deep)."""
-    return speculative(DraftModel(num_tokens=3, branches=[2, 2, 1]))
+    """The draft model drafts a tree of its top tokens (2, then 2, then 1 per node; 3 deep),
+    on steps where the cost model bound as resource ``"cost"`` predicts it pays."""
+    return speculative(DraftModel(num_tokens=3, branches=[2, 2, 1], cost="cost"))
 
 
 @register_pipeline("aded")
@@ -154,8 +156,10 @@ def rest() -> Pipeline:
 @register_pipeline("rasd")
 def rasd() -> Pipeline:
     """RASD: a retrieval tree pruned by the draft model's first tokens and fused with its
-    top-token tree (resources ``"datastore"`` and ``"draft"``)."""
-    return speculative(Rasd(Retrieval(), DraftModel(num_tokens=3, branches=[2, 1])))
+    top-token tree (resources ``"datastore"`` and ``"draft"``); the draft model drafts on
+    steps where the cost model (resource ``"cost"``) predicts it pays."""
+    return speculative(Rasd(Retrieval(), DraftModel(num_tokens=3, branches=[2, 1],
+                                                    cost="cost")))
 
 
 @register_pipeline("speculative-sampling")

@@ -59,19 +59,26 @@ from diagrammar.functors.datastores import load_datastore
 def _token_recycling(box: TokenRecycling, execute: Any) -> DrafterStep:
     spec = box.spec
     if spec["cost"] is not None:
-        cost = execute.resource(box, "cost")
-        spec["cost"] = cost if isinstance(cost, CostModel) else CostModel.from_curve(cost)
+        spec["cost"] = _cost_model(box, execute)
     try:
         return DrafterStep(TokenRecyclingDrafter(**spec))
     except ValueError as error:
         raise ValueError(f"{box.name}: {error}") from None
 
 
+def _cost_model(box: Any, execute: Any) -> CostModel:
+    """The cost model a box names: a bound ``CostModel``, or a measured curve."""
+    cost = execute.resource(box, "cost")
+    return cost if isinstance(cost, CostModel) else CostModel.from_curve(cost)
+
+
 def _draft_model(box: DraftModel, execute: Any) -> DrafterStep:
     spec = box.spec
     model = execute.backend.load_model(execute.resource(box, "model"))
+    cost = _cost_model(box, execute) if spec["cost"] is not None else None
     return DrafterStep(DraftModelDrafter(model, spec["num_tokens"], spec["stop_threshold"],
-                                         spec["branches"], spec["sampling"], spec["frozen"]))
+                                         spec["branches"], spec["sampling"], spec["frozen"],
+                                         cost))
 
 
 def _aded(box: Aded, execute: Any) -> DrafterStep:
@@ -104,8 +111,7 @@ def _rasd(box: Rasd, execute: Any) -> DrafterStep:
 
 
 def _sized(box: Sized, execute: Any) -> DrafterStep:
-    cost = execute.resource(box, "cost")
-    cost = cost if isinstance(cost, CostModel) else CostModel.from_curve(cost)
+    cost = _cost_model(box, execute)
     return DrafterStep(CostSizedDrafter(as_drafter(execute.implement(box.drafter)), cost,
                                         prior=box.spec["prior"], frozen=box.spec["frozen"]))
 

@@ -105,3 +105,50 @@ def test_bad_pairings_and_missing_resources_are_clear_errors(model_factory):
         DraftModel(num_tokens=0)
     with pytest.raises(ValueError, match="stop_threshold"):
         DraftModelDrafter(small_vocab, stop_threshold=1.0)
+
+
+def test_cost_aware_drafting_skips_steps_that_do_not_pay(model_factory):
+    """With a draft model that is never right and a curve where a longer pass costs much, the
+    drafter stops drafting (exploring every EXPLORE_EVERY-th step); with the target itself as
+    the draft model every draft is accepted and it keeps drafting."""
+    from diagrammar.decoding.drafters.draft_model import EXPLORE_EVERY
+    from diagrammar.diagrams import autoregressive
+
+    target = HFCausalLM(model_factory("gpt2", 1, vocab=VOCAB))
+    other = HFCausalLM(model_factory("gpt2", 2, vocab=VOCAB))
+    curve = {"sizes": [1, 2, 8], "median_seconds": [1e-3, 3e-3, 6e-3]}
+    prompt = [5, 6, 7, 8, 9]
+    greedy = Execute(target)(autoregressive()).generate(prompt, 60).tokens
+    step = speculative(DraftModel(num_tokens=4, cost="cost"))
+    weak = Execute(target, resources={"draft": other, "cost": curve})(step)
+    assert weak.generate(prompt, 60).tokens == greedy
+    (_, drafter), = weak.learned_state()
+    assert drafter.skipped_steps > drafter.drafted_steps
+    assert drafter.drafted_steps >= drafter.skipped_steps // EXPLORE_EVERY
+    cheap = {"sizes": [1, 8], "median_seconds": [1.0, 1.01]}
+    strong = Execute(target, resources={"draft": target, "cost": cheap})(step)
+    result = strong.generate(prompt, 60)
+    assert result.tokens == greedy
+    (_, drafter), = strong.learned_state()
+    assert drafter.skipped_steps == 0 and result.stats.mean_accepted > 3
+
+
+def test_running_mean_forgets_and_worth_drafting_compares_rates():
+    from diagrammar.decoding.cost import CostModel
+    from diagrammar.decoding.drafters.draft_model import EXPLORE_EVERY, RunningMean
+
+    mean = RunningMean(prior=0.0, weight=1.0, decay=0.5)
+    for _ in range(20):
+        mean.add(3.0)
+    assert abs(mean.value - 3.0) < 1e-3
+    drafter = DraftModelDrafter(None, num_tokens=4, cost=CostModel([1, 5], [1.0, 1.4]))
+    # Brute force: (1 + gain) / (t(nodes + 1) + seconds) against 1 / t(1).
+    for gain, seconds in [(0.1, 0.5), (2.0, 0.2), (0.5, 0.0), (3.0, 2.0)]:
+        drafter.gain, drafter.seconds = RunningMean(gain), RunningMean(seconds)
+        expected = (1 + gain) / (1.4 + seconds) > 1.0
+        assert drafter.worth_drafting() == expected
+    drafter.gain, drafter.seconds = RunningMean(0.0), RunningMean(5.0)
+    drafter._skipped_in_row = EXPLORE_EVERY
+    assert drafter.worth_drafting()            # explores after a run of skipped steps
+    with pytest.raises(TypeError, match="cost must be a CostModel"):
+        DraftModelDrafter(None, cost={"sizes": [1]})

@@ -84,7 +84,7 @@ def test_the_drafting_suite_has_named_pipelines():
     assert names <= set(PIPELINES)
     assert required_resources(PIPELINES["rest"]()) == {"datastore"}
     assert required_resources(PIPELINES["aded-corpus"]()) == {"datastore"}
-    assert required_resources(PIPELINES["rasd"]()) == {"datastore", "draft"}
+    assert required_resources(PIPELINES["rasd"]()) == {"datastore", "draft", "cost"}
     assert required_resources(PIPELINES["spectr"]()) == {"draft"}
     assert required_resources(PIPELINES["composed-sized"]()) == {"cost"}
     assert all(is_lossless(PIPELINES[name]()) for name in names)

@@ -21,6 +21,15 @@ tokens by the Gumbel top-k trick (Recursive Speculative Decoding's constant-bran
 and ``"sequences"`` draws ``branches[0]`` independent sequences, a node reached by ``m`` of them
 getting ``m`` draws below it (SpecTr's k drafts).
 
+Cost-aware drafting (``cost``): a draft model only pays when its accepted tokens outweigh its
+own forward passes and the longer verification. With a
+:class:`~diagrammar.decoding.cost.CostModel` of the target, the drafter measures online what
+a drafted step costs (its own seconds, the nodes verified) and brings (draft tokens accepted),
+and drafts nothing for a step when ``(1 + gain) / (t(nodes + 1) + draft seconds)`` is
+predicted below ``1 / t(1)``; every ``EXPLORE_EVERY``-th skipped step drafts anyway to keep
+the estimates current. On a GPU with a good draft model it drafts every step; with a weak
+draft model on a CPU it falls back to the target alone.
+
 Adaptive length (``stop_threshold``), the SpecDec++ idea ("SpecDec++: Boosting Speculative
 Decoding via Adaptive Candidate Lengths") without its trained acceptance head: drafting stops
 once the estimated probability that some token of the chain is rejected exceeds the threshold.
@@ -41,12 +50,14 @@ on the fly: drafted tokens are binned by that probability and each bin's observe
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from diagrammar.decoding.cost import CostModel
 from diagrammar.decoding.drafters.base import BaseDrafter
 from diagrammar.decoding.sampling import (
     draw_with_replacement,
@@ -59,7 +70,8 @@ from diagrammar.decoding.scores import top_k_probabilities
 from diagrammar.decoding.state import DecodeState, Verification
 from diagrammar.decoding.tree import DraftTree, Proposal
 
-__all__ = ["AcceptanceCalibration", "DraftModelDrafter", "SAMPLING_MODES"]
+__all__ = ["EXPLORE_EVERY", "AcceptanceCalibration", "DraftModelDrafter", "RunningMean",
+           "SAMPLING_MODES"]
 
 
 class AcceptanceCalibration:
@@ -100,6 +112,31 @@ class AcceptanceCalibration:
 
 #: How a sampling draft model draws the children of a node (see the module docstring).
 SAMPLING_MODES = ("iid", "without-replacement", "sequences")
+#: A cost-aware draft model that skips drafting drafts anyway after this many skipped steps.
+EXPLORE_EVERY = 16
+
+
+class RunningMean:
+    """A mean that forgets (each new value weighs ``1 - decay`` of the past), starting from a
+    prior worth ``weight`` observations.
+
+    >>> mean = RunningMean(prior=1.0, weight=2.0)
+    >>> mean.value
+    1.0
+    >>> mean.add(4.0); round(mean.value, 3)     # (0.95 * 2 + 4) / (0.95 * 2 + 1)
+    2.034
+    """
+
+    def __init__(self, prior: float, weight: float = 2.0, decay: float = 0.95) -> None:
+        self.total, self.count, self.decay = prior * weight, weight, decay
+
+    def add(self, value: float) -> None:
+        self.total = self.total * self.decay + value
+        self.count = self.count * self.decay + 1.0
+
+    @property
+    def value(self) -> float:
+        return self.total / self.count
 
 
 class DraftModelDrafter(BaseDrafter):
@@ -117,6 +154,8 @@ class DraftModelDrafter(BaseDrafter):
         sampling: how a sampling generation draws children: ``"iid"``,
             ``"without-replacement"`` or ``"sequences"``.
         frozen: keep the calibration as it is (no updates: reproducible runs).
+        cost: the target's verification cost model; with it, a step drafts only when that is
+            predicted faster than not drafting (see the module docstring).
 
     Attributes:
         calibration: the draft-probability -> acceptance estimate (updated from every pass).
@@ -126,7 +165,7 @@ class DraftModelDrafter(BaseDrafter):
     def __init__(self, model: Any, num_tokens: int = 4,
                  stop_threshold: float | None = None,
                  branches: Sequence[int] | None = None, sampling: str = "iid",
-                 frozen: bool = False) -> None:
+                 frozen: bool = False, cost: CostModel | None = None) -> None:
         if num_tokens < 1:
             raise ValueError(f"num_tokens must be at least 1, got {num_tokens}")
         if stop_threshold is not None and not 0.0 < stop_threshold < 1.0:
@@ -144,6 +183,17 @@ class DraftModelDrafter(BaseDrafter):
         self.branches = None if branches is None else tuple(int(b) for b in branches)
         self.sampling = sampling
         self.frozen = frozen
+        if cost is not None and not isinstance(cost, CostModel):
+            raise TypeError(f"cost must be a CostModel, got {type(cost).__name__}")
+        self.cost = cost
+        #: Online estimates of a drafted step: draft tokens accepted, nodes, drafter seconds.
+        self.gain = RunningMean(prior=1.0)
+        self.nodes = RunningMean(prior=float(num_tokens))
+        self.seconds = RunningMean(prior=0.0, weight=1e-9)
+        #: Steps drafted and skipped so far (cost-aware drafting).
+        self.drafted_steps = self.skipped_steps = 0
+        self._skipped_in_row = 0
+        self._drafted_now = False
         self.calibration = AcceptanceCalibration()
         self.forward_passes = 0
         self._session: Any = None
@@ -163,8 +213,26 @@ class DraftModelDrafter(BaseDrafter):
         self._chain = []
 
     def learns(self) -> bool:
-        """Only an adaptive length learns from the passes (its calibration), unless frozen."""
-        return self.stop_threshold is not None and not self.frozen
+        """An adaptive length (its calibration) and cost-aware drafting (its estimates) learn
+        from the passes, unless frozen."""
+        return (self.stop_threshold is not None or self.cost is not None) and not self.frozen
+
+    def worth_drafting(self) -> bool:
+        """Whether drafting this step is predicted faster than the target alone (always,
+        without a cost model).
+
+        >>> from diagrammar.decoding.cost import CostModel
+        >>> drafter = DraftModelDrafter(None, cost=CostModel([1, 8], [1.0, 1.2]))
+        >>> drafter.seconds.add(3.0); drafter.worth_drafting()    # drafting costs 3 steps
+        False
+        """
+        cost = self.cost
+        if cost is None or self._skipped_in_row >= EXPLORE_EVERY:
+            return True
+        drafted = (1.0 + self.gain.value) / (
+            cost.time(max(1, round(self.nodes.value + 1))) + self.seconds.value
+            + cost.overhead)
+        return drafted > 1.0 / (cost.time(1) + cost.overhead)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the calibration (drafted and accepted counts per bin) to an ``.npz`` file."""
@@ -205,9 +273,25 @@ class DraftModelDrafter(BaseDrafter):
 
     def __call__(self, state: DecodeState) -> DraftTree:
         self._chain = []
+        self._drafted_now = False
         wanted = min(self.num_tokens, state.draft_budget)
         if wanted == 0:
             return DraftTree()
+        if not self.worth_drafting():
+            self.skipped_steps += 1
+            self._skipped_in_row += 1
+            return DraftTree()
+        began = time.perf_counter()
+        tree = self._draft(state, wanted)
+        if self.cost is not None and not self.frozen:
+            self.seconds.add(time.perf_counter() - began)
+            self.nodes.add(float(len(tree)))
+        self.drafted_steps += 1
+        self._skipped_in_row = 0
+        self._drafted_now = True
+        return tree
+
+    def _draft(self, state: DecodeState, wanted: int) -> DraftTree:
         scores = self._catch_up(state)
         if self.branches is not None:
             return self._tree(state, scores, wanted)
@@ -298,7 +382,12 @@ class DraftModelDrafter(BaseDrafter):
         return tree
 
     def observe(self, state: DecodeState, verification: Verification) -> None:
-        """Calibrate: each chain token up to the first rejection, accepted or not."""
+        """Calibrate: each chain token up to the first rejection, accepted or not; and, for
+        cost-aware drafting, how many draft tokens a drafted step got accepted."""
+        if self.frozen:
+            return
+        if self.cost is not None and self._drafted_now and verification.acceptance is not None:
+            self.gain.add(float(len(verification.acceptance.path)))
         accepted = verification.acceptance.tokens if verification.acceptance else ()
         for depth, (token, probability) in enumerate(self._chain):
             if depth >= len(accepted):

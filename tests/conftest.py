@@ -26,6 +26,27 @@ def scoped_box_registry():
 EOS = 3
 
 
+def greedy_step(drafter):
+    """A drafter wired into a greedy decoding step without diagrams (draft, verify, accept,
+    commit), with its start hook: what :func:`diagrammar.decoding.loop.decode` takes."""
+    from diagrammar.decoding.steps import (
+        DrafterStep,
+        commit_step,
+        greedy_accept_step,
+        verify_step,
+    )
+
+    wired = DrafterStep(drafter)
+
+    def step(state):
+        state, tree = wired(state)
+        state, tree, scores = verify_step(state, tree)
+        state, accepted = greedy_accept_step(state, tree, scores)
+        return commit_step(state, accepted)[0]
+
+    return step, wired.start
+
+
 def make_model(kind: str, seed: int, vocab: int = 48, layers: int = 2, width: int = 32,
                heads: int = 4, positions: int = 256, dtype: torch.dtype = torch.float64):
     """A randomly initialised GPT-2 or Llama-style causal LM."""

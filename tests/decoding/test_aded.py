@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from diagrammar.decoding.drafters.aded import AdedDrafter, TrigramTable, search_draft
 from diagrammar.decoding.loop import decode
 from diagrammar.decoding.state import Acceptance, DecodeState, Verification
-from diagrammar.decoding.steps import DrafterStep, commit_step, greedy_accept_step, verify_step
 from diagrammar.decoding.tree import DraftTree
 
 DYADIC = st.sampled_from([0.25, 0.5, 1.0, 2.0])  # exact in binary: sums compare exactly
@@ -369,23 +368,19 @@ def test_bad_parameters_are_clear_errors(kwargs, message):
 
 
 def test_decoding_matches_greedy_and_accepts_more_than_one_token_per_step(model_factory):
+    from conftest import greedy_step
+
     from diagrammar.diagrams import autoregressive
     from diagrammar.functors import Execute
     from diagrammar.models import HFCausalLM
 
     lm = HFCausalLM(model_factory("gpt2", 0))
     drafter = AdedDrafter(max_nodes=12, max_depth=5)
-    wired = DrafterStep(drafter)
-
-    def step(state):
-        state, tree = wired(state)
-        state, tree, scores = verify_step(state, tree)
-        state, accepted = greedy_accept_step(state, tree, scores)
-        return commit_step(state, accepted)[0]
+    step, start = greedy_step(drafter)
 
     greedy = Execute(lm)(autoregressive())
     for prompt in ([5, 6, 7, 8] * 6, [9, 10, 11, 12, 13] * 4):
-        result = decode(step, lm, prompt, 48, start=wired.start)
+        result = decode(step, lm, prompt, 48, start=start)
         assert result.tokens == greedy.generate(prompt, 48).tokens
         steps = result.stats.accepted_per_step
         assert sum(steps) / len(steps) > 1.0

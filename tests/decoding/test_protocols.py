@@ -19,9 +19,6 @@ from diagrammar.decoding import (
 from diagrammar.decoding.loop import decode
 from diagrammar.decoding.steps import (
     DrafterStep,
-    commit_step,
-    greedy_accept_step,
-    verify_step,
 )
 
 
@@ -86,14 +83,9 @@ class Counting(BaseDrafter):
 
 
 def _step(drafter):
-    wired = DrafterStep(drafter)
+    from conftest import greedy_step
 
-    def step(state):
-        state, tree = wired(state)
-        state, tree, scores = verify_step(state, tree)
-        state, accepted = greedy_accept_step(state, tree, scores)
-        return commit_step(state, accepted)[0]
-    return step, wired.start
+    return greedy_step(drafter)
 
 
 def test_real_and_fake_classes_satisfy_the_protocols(model_factory):

@@ -345,23 +345,12 @@ def test_rasd_forwards_start_and_observe_and_respects_bounds():
 
 
 def _decode(lm, drafter, prompt, max_new_tokens):
+    from conftest import greedy_step
+
     from diagrammar.decoding.loop import decode
-    from diagrammar.decoding.steps import (
-        DrafterStep,
-        commit_step,
-        greedy_accept_step,
-        verify_step,
-    )
 
-    wired = DrafterStep(drafter)
-
-    def step(state):
-        state, tree = wired(state)
-        state, tree, scores = verify_step(state, tree)
-        state, accepted = greedy_accept_step(state, tree, scores)
-        return commit_step(state, accepted)[0]
-
-    return decode(step, lm, prompt, max_new_tokens, start=wired.start)
+    step, start = greedy_step(drafter)
+    return decode(step, lm, prompt, max_new_tokens, start=start)
 
 
 def _untied_gpt2(seed, vocab):

@@ -295,40 +295,29 @@ class DraftModelDrafter(BaseDrafter):
         scores = self._catch_up(state)
         if self.branches is not None:
             return self._tree(state, scores, wanted)
-        if not state.config.greedy:
-            return self._sampled_chain(state, scores, wanted)
-        tree = DraftTree()
-        session = self._session
+        return self._chain_draft(state, scores, wanted)
+
+    def _chain_draft(self, state: DecodeState, scores: Any, wanted: int) -> DraftTree:
+        """A chain: the draft model's top token at each position when decoding greedily, else a
+        draw from its warped distribution, recorded as a proposal."""
+        tree, session = DraftTree(), self._session
+        sampling = not state.config.greedy
         survival, parent = 1.0, -1
         for depth in range(wanted):
-            ids, probs = top_k_probabilities(scores, 1)
-            token, probability = int(ids[0, 0]), float(probs[0, 0])
-            parent = tree.add(parent, token, prob=probability)
+            if sampling:
+                q = warp(score_row(scores, 0), state.config)
+                token = sample_token(q, state.rng)
+                probability = float(q[token])
+                tree.propose(parent, Proposal(q, (token,)))
+                parent = tree.child(parent, token)
+                tree.probs[parent] = probability
+            else:
+                ids, probs = top_k_probabilities(scores, 1)
+                token, probability = int(ids[0, 0]), float(probs[0, 0])
+                parent = tree.add(parent, token, prob=probability)
             self._chain.append((token, probability))
             if self.stop_threshold is not None:
                 survival *= self.calibration.estimate(probability)
-                if 1.0 - survival > self.stop_threshold:
-                    break
-            if depth + 1 < wanted:
-                scores = session.verify(token, [], [])
-                session.keep([])
-                self.forward_passes += 1
-                self._cached.append(token)
-        return tree
-
-    def _sampled_chain(self, state: DecodeState, scores: Any, wanted: int) -> DraftTree:
-        """A chain sampled from the warped draft distribution, each draw recorded."""
-        tree, session = DraftTree(), self._session
-        survival, parent = 1.0, -1
-        for depth in range(wanted):
-            q = warp(score_row(scores, 0), state.config)
-            token = sample_token(q, state.rng)
-            tree.propose(parent, Proposal(q, (token,)))
-            parent = tree.child(parent, token)
-            tree.probs[parent] = float(q[token])
-            self._chain.append((token, float(q[token])))
-            if self.stop_threshold is not None:
-                survival *= self.calibration.estimate(float(q[token]))
                 if 1.0 - survival > self.stop_threshold:
                     break
             if depth + 1 < wanted:

@@ -153,6 +153,13 @@ def rest() -> Pipeline:
     return speculative(Retrieval())
 
 
+@register_pipeline("rest-sized")
+def rest_sized() -> Pipeline:
+    """REST's retrieval tree cut every step to the size the cost model (resource ``"cost"``)
+    predicts fastest, with its nodes' acceptance learned online."""
+    return speculative(Sized(Retrieval()))
+
+
 @register_pipeline("rasd")
 def rasd() -> Pipeline:
     """RASD: a retrieval tree pruned by the draft model's first tokens and fused with its
@@ -228,6 +235,6 @@ __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "r
            "token_recycling_sized",
            "draft_model", "draft_model_adaptive", "composed_sized", "draft_model_tree", "aded",
            "aded_corpus",
-           "rest", "rasd",
+           "rest", "rest_sized", "rasd",
            "speculative_sampling", "specinfer", "rsd", "spectr", "prompt_lookup_sampling",
            "token_recycling_sampling"]

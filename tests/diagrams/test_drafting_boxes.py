@@ -78,9 +78,9 @@ def test_rasd_takes_a_retrieval_box_and_one_drafter():
 
 
 def test_the_drafting_suite_has_named_pipelines():
-    names = {"aded", "aded-corpus", "rest", "rasd", "draft-model-tree", "composed-sized",
-             "speculative-sampling", "specinfer", "rsd", "spectr", "prompt-lookup-sampling",
-             "token-recycling-sampling"}
+    names = {"aded", "aded-corpus", "rest", "rest-sized", "rasd", "draft-model-tree",
+             "composed-sized", "speculative-sampling", "specinfer", "rsd", "spectr",
+             "prompt-lookup-sampling", "token-recycling-sampling"}
     assert names <= set(PIPELINES)
     assert required_resources(PIPELINES["rest"]()) == {"datastore"}
     assert required_resources(PIPELINES["aded-corpus"]()) == {"datastore"}

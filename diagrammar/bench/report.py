@@ -225,7 +225,9 @@ def to_markdown(result: BenchResult) -> str:
         + (", and third-party packages " + ", ".join(
             f"{name} {version}" for name, version in meta["third_party_packages"].items())
            if meta.get("third_party_packages") else "")
-        + f"; {config['max_new_tokens']} new tokens each, greedy",
+        + f"; {config['max_new_tokens']} new tokens each, greedy"
+        + (f" (sampling methods at temperature {config['temperature']:g})"
+           if config.get("temperature") else ""),
         "",
         f"Speedup is the median over prompts of the same-prompt time ratio against "
         f"`{REFERENCE}` (interleaved in one run, wall time including prefill); tokens/s is the "

@@ -11,6 +11,7 @@ import random
 
 import pytest
 import torch
+from conftest import EOS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -267,7 +268,7 @@ def test_a_draft_model_is_lossless(model_factory, kind, model_seed, draft_seed, 
     result = execute(step).generate(prompt, max_new_tokens)
     assert result.tokens == greedy
     if draft is model and stop_threshold is None and max_new_tokens > num_tokens + 1 \
-            and not cost:
+            and not cost and EOS not in result.tokens:   # an end token cuts the step short
         assert max(result.stats.accepted_per_step) == num_tokens + 1
 
 

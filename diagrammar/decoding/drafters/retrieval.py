@@ -153,7 +153,7 @@ class Datastore:
         (6, 2, [1, 4])
     """
 
-    __slots__ = ("tokens", "suffix_array", "documents")
+    __slots__ = ("tokens", "suffix_array", "documents", "_lookup")
 
     def __init__(self, tokens: np.ndarray, suffix_array: np.ndarray, documents: int) -> None:
         if not isinstance(tokens, np.ndarray) or tokens.dtype != np.int32 or tokens.ndim != 1:
@@ -171,6 +171,9 @@ class Datastore:
         self.tokens = tokens
         self.suffix_array = suffix_array
         self.documents = documents
+        # Plain ndarray views of the same (possibly memory-mapped) buffers: slicing a memmap
+        # builds a memmap object each time, which dominates a binary search's cost.
+        self._lookup = (tokens.view(np.ndarray), suffix_array.view(np.ndarray))
 
     # -- building ----------------------------------------------------------------------------
 
@@ -297,13 +300,14 @@ class Datastore:
         query = [int(token) for token in pattern]
         if not query:
             return 0, len(self.suffix_array)
-        size, tokens = len(query), self.tokens
+        size = len(query)
+        tokens, suffixes = self._lookup
 
         def prefix(position: Any) -> list[int]:
             return tokens[position:position + size].tolist()
 
-        start = bisect.bisect_left(self.suffix_array, query, key=prefix)
-        stop = bisect.bisect_right(self.suffix_array, query, lo=start, key=prefix)
+        start = bisect.bisect_left(suffixes, query, key=prefix)
+        stop = bisect.bisect_right(suffixes, query, lo=start, key=prefix)
         return start, stop
 
     def find(self, pattern: Sequence[int]) -> np.ndarray:
@@ -509,14 +513,14 @@ def prefix_counts(continuations: np.ndarray) -> dict[tuple[int, ...], int]:
     counts: dict[tuple[int, ...], int] = {}
     if continuations.size == 0:
         return counts
-    lengths = (np.cumprod(continuations >= 0, axis=1)).sum(axis=1)
-    for depth in range(1, continuations.shape[1] + 1):
-        rows = continuations[lengths >= depth, :depth]
-        if len(rows) == 0:
-            break
-        paths, found = np.unique(rows, axis=0, return_counts=True)
-        counts.update(zip(map(tuple, paths.tolist()), found.tolist()))
-    return counts
+    get = counts.get
+    for row in continuations.tolist():   # a few dozen short rows: a dict beats np.unique
+        for depth, token in enumerate(row, start=1):
+            if token < 0:
+                break
+            path = tuple(row[:depth])
+            counts[path] = get(path, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def select_frequent(counts: dict[tuple[int, ...], int], max_nodes: int

@@ -163,10 +163,11 @@ def rest_sized() -> Pipeline:
 @register_pipeline("rasd")
 def rasd() -> Pipeline:
     """RASD: a retrieval tree pruned by the draft model's first tokens and fused with its
-    top-token tree (resources ``"datastore"`` and ``"draft"``); the draft model drafts on
-    steps where the cost model (resource ``"cost"``) predicts it pays."""
+    top-token tree, 12 nodes at most (a CPU-sized budget; resources ``"datastore"`` and
+    ``"draft"``); the draft model drafts on steps where the cost model (resource ``"cost"``)
+    predicts it pays."""
     return speculative(Rasd(Retrieval(), DraftModel(num_tokens=3, branches=[2, 1],
-                                                    cost="cost")))
+                                                    cost="cost"), max_nodes=12))
 
 
 @register_pipeline("speculative-sampling")

@@ -170,6 +170,14 @@ def rasd() -> Pipeline:
                                                     cost="cost"), max_nodes=12))
 
 
+@register_pipeline("rasd-sized")
+def rasd_sized() -> Pipeline:
+    """The ``rasd`` tree cut every step to the size the cost model (resource ``"cost"``)
+    predicts fastest."""
+    return speculative(Sized(Rasd(Retrieval(), DraftModel(num_tokens=3, branches=[2, 1],
+                                                          cost="cost"), max_nodes=12)))
+
+
 @register_pipeline("speculative-sampling")
 def speculative_sampling() -> Pipeline:
     """Speculative sampling (Leviathan et al.; Chen et al.): the draft model (resource
@@ -236,6 +244,6 @@ __all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "r
            "token_recycling_sized",
            "draft_model", "draft_model_adaptive", "composed_sized", "draft_model_tree", "aded",
            "aded_corpus",
-           "rest", "rest_sized", "rasd",
+           "rest", "rest_sized", "rasd", "rasd_sized",
            "speculative_sampling", "specinfer", "rsd", "spectr", "prompt_lookup_sampling",
            "token_recycling_sampling"]

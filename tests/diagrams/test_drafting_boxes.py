@@ -78,13 +78,14 @@ def test_rasd_takes_a_retrieval_box_and_one_drafter():
 
 
 def test_the_drafting_suite_has_named_pipelines():
-    names = {"aded", "aded-corpus", "rest", "rest-sized", "rasd", "draft-model-tree",
+    names = {"aded", "aded-corpus", "rest", "rest-sized", "rasd", "rasd-sized", "draft-model-tree",
              "composed-sized", "speculative-sampling", "specinfer", "rsd", "spectr",
              "prompt-lookup-sampling", "token-recycling-sampling"}
     assert names <= set(PIPELINES)
     assert required_resources(PIPELINES["rest"]()) == {"datastore"}
     assert required_resources(PIPELINES["aded-corpus"]()) == {"datastore"}
     assert required_resources(PIPELINES["rasd"]()) == {"datastore", "draft", "cost"}
+    assert required_resources(PIPELINES["rasd-sized"]()) == {"datastore", "draft", "cost"}
     assert required_resources(PIPELINES["spectr"]()) == {"draft"}
     assert required_resources(PIPELINES["composed-sized"]()) == {"cost"}
     assert all(is_lossless(PIPELINES[name]()) for name in names)

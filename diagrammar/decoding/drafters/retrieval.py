@@ -520,7 +520,7 @@ def prefix_counts(continuations: np.ndarray) -> dict[tuple[int, ...], int]:
                 break
             path = tuple(row[:depth])
             counts[path] = get(path, 0) + 1
-    return dict(sorted(counts.items()))
+    return counts
 
 
 def select_frequent(counts: dict[tuple[int, ...], int], max_nodes: int

@@ -8,6 +8,8 @@ server) is a model loader plus one session class.
 The cache convention: a session holds every committed token but the last one, the *root*.
 ``verify(root, tokens, parents)`` scores the root and a draft tree below it in one pass;
 ``keep(path)`` keeps the root's and the accepted nodes' entries; ``truncate(n)`` rolls back.
+A model that decodes several sequences at once also offers ``batch_session(max_batch)``, a
+:class:`BatchSession` whose rows are sessions verified together in one pass.
 
 >>> from diagrammar.decoding.drafters import NoDraftDrafter, PromptLookupDrafter
 >>> isinstance(PromptLookupDrafter(), Drafter), isinstance(NoDraftDrafter(), Drafter)
@@ -78,6 +80,37 @@ class LanguageModel(Protocol):
 
 
 @runtime_checkable
+class BatchSession(Protocol):
+    """The KV caches of several sequences under one model, verified in one forward pass.
+
+    A model that can batch returns one from ``batch_session(max_batch)``. Each row is a
+    :class:`Session` of its own (``keep``, ``truncate`` and even ``verify`` work row by row);
+    :meth:`verify_rows` scores several rows' trees together, each exactly as that row's own
+    ``verify`` would. Rows come and go: :meth:`add` prefills new prompts into free slots,
+    :meth:`remove` frees a row's slot; the other rows' caches are never recomputed.
+
+    Attributes:
+        rows: the row sessions held now.
+    """
+
+    rows: list[Session]
+
+    def add(self, prompts: Sequence[Sequence[int]]) -> list[Session]:
+        """Prefills each prompt (all but its last token) into a new row; one session each."""
+        ...
+
+    def remove(self, row: Session) -> None:
+        """Frees the slot of ``row`` (a finished sequence)."""
+        ...
+
+    def verify_rows(self, requests: Sequence[tuple[Session, int, Sequence[int],
+                                                   Sequence[int]]]) -> list[Any]:
+        """Scores ``(row, root, tokens, parents)`` for several rows in one pass: one array of
+        scores per request, as :meth:`Session.verify` returns for that row alone."""
+        ...
+
+
+@runtime_checkable
 class Drafter(Protocol):
     """Proposes draft trees, and may learn from every verification pass.
 
@@ -97,4 +130,4 @@ class Drafter(Protocol):
         ...
 
 
-__all__ = ["Session", "LanguageModel", "Drafter"]
+__all__ = ["Session", "BatchSession", "LanguageModel", "Drafter"]

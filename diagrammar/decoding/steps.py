@@ -93,12 +93,11 @@ def as_drafter(implementation: Any) -> Any:
     return UnwiredDrafter(implementation)
 
 
-def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, DraftTree, Any]:
-    """Scores the root and the whole tree in one forward pass of the target model.
+def prepare_verification(state: DecodeState, tree: DraftTree) -> DraftTree:
+    """The tree a verification pass scores: enforces the contract drafters may break.
 
-    Enforces the contract drafters may break: nodes deeper than the budget left are pruned
-    (they could never be committed), and token ids outside the vocabulary are an error. The
-    number of nodes verified is recorded in ``state.draft_nodes_per_step``.
+    Nodes deeper than the budget left are pruned (they could never be committed), and token
+    ids outside the vocabulary are an error.
     """
     if len(tree) > state.draft_budget and tree.depth() > state.draft_budget:
         tree = tree.prune(state.draft_budget)
@@ -107,11 +106,26 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
         bad = next(t for t in tree.tokens if not 0 <= t < state.vocab_size)
         raise DecodingError(f"the drafter proposed token id {bad}, outside the model's "
                             f"vocabulary of {state.vocab_size}")
-    root = state.tokens[-1]
-    scores = state.session.verify(root, tree.tokens, tree.parents)
+    return tree
+
+
+def record_verification(state: DecodeState, tree: DraftTree, scores: Any) -> None:
+    """Records a verification pass: the nodes verified, and the pass for learning drafters."""
     state.draft_nodes_per_step.append(len(tree))
     if state.observers:                       # only drafters that learn need the record
-        state.verification = Verification(root, tree, scores)
+        state.verification = Verification(state.tokens[-1], tree, scores)
+
+
+def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, DraftTree, Any]:
+    """Scores the root and the whole tree in one forward pass of the target model.
+
+    The tree is checked and pruned by :func:`prepare_verification`; the number of nodes
+    verified is recorded in ``state.draft_nodes_per_step``. (A batched decode runs the same
+    two halves around one pass for all rows: :mod:`diagrammar.decoding.batch`.)
+    """
+    tree = prepare_verification(state, tree)
+    scores = state.session.verify(state.tokens[-1], tree.tokens, tree.parents)
+    record_verification(state, tree, scores)
     return state, tree, scores
 
 
@@ -167,4 +181,5 @@ def commit_step(state: DecodeState, accepted: Acceptance) -> tuple[DecodeState]:
 
 
 __all__ = ["DecodingError", "DrafterStep", "UnwiredDrafter", "as_drafter", "verify_step",
+           "prepare_verification", "record_verification",
            "GreedyAcceptStep", "greedy_accept_step", "SamplingAcceptStep", "commit_step"]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,9 +111,11 @@ class Decoder(CompiledDiagram):
     """
 
     def __init__(self, diagram: Pipeline, layers: Sequence[tuple[str, Implementation, int, int]],
-                 model: Any) -> None:
+                 model: Any, execute: Execute | None = None) -> None:
         super().__init__(diagram, layers)
         self.model = model
+        self.execute = execute
+        self.batch_stats: Any = None
 
     def step(self, state: DecodeState) -> DecodeState:
         """Runs one decoding step."""
@@ -188,21 +190,146 @@ class Decoder(CompiledDiagram):
         for label, drafter in mine:
             drafter.load(folder / f"{label}.npz")
 
-    def generate(self, prompt: str | Sequence[int], max_new_tokens: int = 128,
-                 config: GenerationConfig | None = None) -> Generation:
+    def generate(self, prompt: str | Sequence[int] | Sequence[str | Sequence[int]],
+                 max_new_tokens: int = 128, config: GenerationConfig | None = None, *,
+                 max_batch: int = 8, policy: Any = "auto") -> Any:
         """Decodes after ``prompt``; returns tokens, text (when a tokenizer is known) and stats.
 
+        Given a list of prompts (texts or token-id lists), decodes them batched (see
+        :meth:`stream`) and returns one :class:`Generation` per prompt, in order.
+
         Args:
-            prompt: text (encoded with the model's tokenizer) or token ids.
-            max_new_tokens: the generation budget.
+            prompt: text (encoded with the model's tokenizer) or token ids; or a list of them.
+            max_new_tokens: the generation budget (of every prompt).
             config: how tokens are chosen (greedy by default).
+            max_batch: for a list, the most rows decoded at once (bounds memory).
+            policy: for a list, the batch-aware tree policy (see :meth:`stream`).
         """
+        if _is_batch(prompt):
+            results: list[Generation | None] = [None] * len(prompt)
+            for index, result in self.stream(prompt, max_new_tokens, config,
+                                             max_batch=max_batch, policy=policy):
+                results[index] = result
+            return results
         ids = self.model.encode(prompt) if isinstance(prompt, str) else list(prompt)
         result = decode(self.step, self.model, ids, max_new_tokens, config=config,
                         start=self.start, box_seconds=self.box_seconds)
         if getattr(self.model, "tokenizer", None) is not None:
             result.text = self.model.decode(result.tokens)
         return result
+
+    def stream(self, prompts: Sequence[str | Sequence[int]], max_new_tokens: int = 128,
+               config: GenerationConfig | None = None, *, max_batch: int = 8,
+               policy: Any = "auto") -> Iterator[tuple[int, Generation]]:
+        """Decodes many prompts batched, yielding ``(prompt index, Generation)`` as each
+        finishes (continuous batching: a finished row's slot goes to the next prompt).
+
+        Every row is verified in one forward pass per step with the others (on models that
+        batch; others verify row by row), and its tokens are those of decoding it alone.
+        Each slot runs its own copy of the step (drafters keep per-sequence data); the first
+        slot uses this decoder's own drafters, the others start fresh. The run's
+        :class:`~diagrammar.decoding.batch.BatchStats` end up in :attr:`batch_stats`.
+
+        Args:
+            prompts: texts or token-id lists.
+            max_new_tokens: the budget of every prompt.
+            config: how tokens are chosen (greedy by default).
+            max_batch: the most rows decoded at once.
+            policy: ``"auto"`` (a :class:`~diagrammar.decoding.batch_policy.BatchCostPolicy`
+                when the step drafts; it cuts trees when the batch makes big passes
+                expensive), ``None`` (trees as drafted), or a policy object.
+        """
+        from diagrammar.decoding.batch import decode_batch
+        from diagrammar.decoding.batch_policy import BatchCostPolicy
+
+        ids = [self.model.encode(p) if isinstance(p, str) else list(p) for p in prompts]
+        if isinstance(policy, str):
+            if policy != "auto":
+                raise ValueError(f"policy must be 'auto', None or a policy object, not "
+                                 f"{policy!r}")
+            drafts = any(isinstance(box, StepBox) and box.role == "drafter"
+                         and type(box).__name__ != "NoDraft" for box in self.diagram.boxes)
+            policy = BatchCostPolicy() if drafts else None
+        steps = [self]
+
+        def make_step() -> _RowStep:
+            decoder = steps.pop() if steps else self._copy()
+            return _RowStep(decoder)
+
+        run = decode_batch(make_step, self.model, ids, max_new_tokens, config=config,
+                           max_batch=max_batch, policy=policy)
+        self.batch_stats = run.stats
+        text = getattr(self.model, "tokenizer", None) is not None
+        for index, result in run:
+            if text:
+                result.text = self.model.decode(result.tokens)
+            yield index, result
+
+    def _copy(self) -> Decoder:
+        if self.execute is None:
+            raise ExecuteError("this decoder was not built by Execute, so it cannot make "
+                               "copies of its step for more rows: use max_batch=1")
+        return self.execute(self.diagram)
+
+
+def _is_batch(prompt: Any) -> bool:
+    """Whether ``prompt`` is a list of prompts (texts or id lists), not one prompt."""
+    if isinstance(prompt, str) or not isinstance(prompt, Sequence | Iterator) \
+            or hasattr(prompt, "shape"):
+        return False
+    return len(prompt) > 0 and all(isinstance(p, str) or (
+        isinstance(p, Sequence) and not isinstance(p, str)) for p in prompt)
+
+
+class _RowStep:
+    """A decoder's step split around its ``Verify`` box, for batched decoding (see
+    :class:`~diagrammar.decoding.batch.RowStep`)."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        from diagrammar.decoding.steps import verify_step
+
+        self.decoder = decoder
+        self.box_seconds = decoder.box_seconds
+        verifies = [index for index, (_, box, _) in enumerate(decoder.diagram.inside)
+                    if isinstance(box, StepBox) and box.role == "verify"]
+        self.at = None
+        if len(verifies) == 1 and decoder.layers[verifies[0]][1] is verify_step:
+            self.at = verifies[0]
+
+    def start(self, state: DecodeState) -> None:
+        self.decoder.start(state)
+
+    def _run(self, layers: Sequence[tuple[str, Implementation, int, int]],
+             wires: list[Any]) -> list[Any]:
+        clock = time.perf_counter
+        seconds = self.box_seconds
+        for name, implementation, offset, width in layers:
+            began = clock()
+            wires[offset:offset + width] = implementation(*wires[offset:offset + width])
+            seconds[name] += clock() - began
+        return wires
+
+    def draft(self, state: DecodeState) -> tuple[Any, Any] | None:
+        from diagrammar.decoding.steps import prepare_verification
+
+        if self.at is None:
+            return None
+        wires = self._run(self.decoder.layers[:self.at], [state])
+        _, _, offset, _ = self.decoder.layers[self.at]
+        tree = prepare_verification(wires[offset], wires[offset + 1])
+        return wires, tree
+
+    def finish(self, wires: list[Any], tree: Any, scores: Any) -> DecodeState:
+        from diagrammar.decoding.steps import record_verification
+
+        _, _, offset, _ = self.decoder.layers[self.at]
+        state = wires[offset]
+        record_verification(state, tree, scores)
+        wires[offset:offset + 2] = (state, tree, scores)
+        return self._run(self.decoder.layers[self.at + 1:], wires)[0]
+
+    def step(self, state: DecodeState) -> DecodeState:
+        return self.decoder.step(state)
 
 
 class Execute:
@@ -287,7 +414,7 @@ class Execute:
                     "this Context -> Context pipeline has no box that commits, so it would "
                     "never make progress: end the step with Commit() (e.g. "
                     "speculative(drafter))")
-            return Decoder(diagram, layers, self.model)
+            return Decoder(diagram, layers, self.model, self)
         return CompiledDiagram(diagram, layers)
 
 

@@ -156,8 +156,8 @@ class BatchStats:
         rows_per_step: rows verified together at each step.
         width_per_step: tokens per row of each step's pass (the largest tree plus its root;
             smaller trees are padded to it).
-        depth_cap_per_step: the depth the policy cut the trees to at each step (``None``:
-            no policy, trees as drafted; 0: nothing drafted was verified).
+        depth_cap_per_step: the deepest cut the policy made at each step (``None``: no
+            policy, trees as drafted; 0: no row verified a draft).
         prefill_seconds: time spent prefilling prompts.
         verify_seconds: time spent in the batched verification passes.
         seconds: wall time of the whole run.
@@ -208,24 +208,33 @@ class BatchRun:
     """
 
     def __init__(self, make_step: Callable[[], Any], model: Any,
-                 prompts: Sequence[Sequence[int]], max_new_tokens: int,
+                 prompts: Sequence[Sequence[int]], max_new_tokens: int | Sequence[int],
                  config: GenerationConfig | None, max_batch: int, policy: Any) -> None:
-        _check_budget(max_new_tokens)
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise ValueError(f"max_batch must be an integer >= 1, got {max_batch!r}")
+        prompts = list(prompts)
+        if isinstance(max_new_tokens, Sequence):
+            budgets = list(max_new_tokens)
+            if len(budgets) != len(prompts):
+                raise ValueError(f"{len(budgets)} budgets for {len(prompts)} prompts: give one "
+                                 "max_new_tokens, or one per prompt")
+        else:
+            budgets = [max_new_tokens] * len(prompts)
+        for budget in budgets:
+            _check_budget(budget)
         vocab_size = getattr(model, "vocab_size", None)
         self.prompts = []
-        for number, prompt in enumerate(prompts):
+        for number, (prompt, budget) in enumerate(zip(prompts, budgets, strict=True)):
             try:
                 ids = check_token_ids(prompt, vocab_size)
                 if not ids:
                     raise ValueError("the prompt is empty: give at least one token")
-                model.check_length(len(ids), max_new_tokens)
+                model.check_length(len(ids), budget)
             except ValueError as error:
                 raise type(error)(f"prompt {number}: {error}") from error
-            self.prompts.append(ids)
+            self.prompts.append((ids, budget))
         self.make_step, self.model = make_step, model
-        self.max_new_tokens, self.max_batch, self.policy = max_new_tokens, max_batch, policy
+        self.max_batch, self.policy = max_batch, policy
         self.config = config if config is not None else GenerationConfig()
         self.stats = BatchStats()
         self._iterator = self._run()
@@ -253,16 +262,16 @@ class BatchRun:
                 while waiting and len(active) + len(entering) < self.max_batch:
                     entering.append(waiting.popleft())
                 filled = clock()
-                sessions = batch.add([ids for _, ids in entering])
+                sessions = batch.add([ids for _, (ids, _) in entering])
                 prefill = clock() - filled
                 stats.prefill_seconds += prefill
-                for (index, ids), session in zip(entering, sessions, strict=True):
+                for (index, (ids, budget)), session in zip(entering, sessions, strict=True):
                     step = spare.pop() if spare else self.make_step()
                     for name in step.box_seconds:
                         step.box_seconds[name] = 0.0
-                    state = DecodeState(session, list(ids), len(ids), self.max_new_tokens, eos,
+                    state = DecodeState(session, list(ids), len(ids), budget, eos,
                                         config=self.config, vocab_size=vocab_size,
-                                        done=self.max_new_tokens == 0)
+                                        done=budget == 0)
                     step.start(state)
                     active.append(_Row(index, state, step, clock(), prefill))
             if any(not row.state.done for row in active):
@@ -272,7 +281,7 @@ class BatchRun:
                 if row.state.done:
                     batch.remove(row.state.session)
                     if self.policy is not None:
-                        self.policy.forget(row.state)
+                        self.policy.forget_row(row.state)
                     spare.append(row.step)
                     yield row.index, self._result(row, clock())
                 else:
@@ -302,10 +311,10 @@ class BatchRun:
             return
         cap = None
         if self.policy is not None:
-            cap = self.policy.choose(batch, [(row.state, tree) for row, _, tree in drafts])
-            if cap is not None:
-                drafts = [(row, resume, tree.prune(cap) if cap else DraftTree())
-                          for row, resume, tree in drafts]
+            caps = self.policy.choose(batch, [(row.state, tree) for row, _, tree in drafts])
+            drafts = [(row, resume, tree.prune(cap) if cap else DraftTree())
+                      for (row, resume, tree), cap in zip(drafts, caps, strict=True)]
+            cap = max(caps, default=0)
         requests = [(row.state.session, row.state.tokens[-1], tree.tokens, tree.parents)
                     for row, _, tree in drafts]
         verified = clock()
@@ -325,7 +334,7 @@ class BatchRun:
         stats.width_per_step.append(1 + max(len(tree) for _, _, tree in drafts))
         stats.depth_cap_per_step.append(cap)
         if self.policy is not None:
-            self.policy.observe([(row.state, tree) for row, _, tree in drafts],
+            self.policy.observe([(row.state, tree) for row, _, tree in drafts], pass_seconds,
                                 clock() - began - pass_seconds)
 
     @staticmethod
@@ -353,7 +362,7 @@ class BatchRun:
 
 
 def decode_batch(make_step: Callable[[], Any], model: Any, prompts: Sequence[Sequence[int]],
-                 max_new_tokens: int, *, config: GenerationConfig | None = None,
+                 max_new_tokens: int | Sequence[int], *, config: GenerationConfig | None = None,
                  max_batch: int = 8, policy: Any = None) -> BatchRun:
     """Decodes many prompts, up to ``max_batch`` at a time, one verification pass per step.
 
@@ -363,7 +372,7 @@ def decode_batch(make_step: Callable[[], Any], model: Any, prompts: Sequence[Seq
         model: a :class:`~diagrammar.decoding.protocols.LanguageModel`; batched when it has
             ``batch_session`` (else rows are verified one by one, see :class:`SerialBatch`).
         prompts: token ids, one list per prompt (all checked before anything runs).
-        max_new_tokens: the budget of every row.
+        max_new_tokens: the budget of every row, or one budget per prompt.
         config: how tokens are chosen (greedy by default); each row gets its own random
             generator seeded from it, so a row samples as it would alone.
         max_batch: rows held at once (bounds memory).

@@ -1,26 +1,42 @@
-"""The batch-aware tree policy: how deep to verify the rows' trees when B rows share a pass.
+"""The batch-aware tree policy: how much of each row's tree to verify when B rows share a pass.
 
 Alone, a sequence verifies a tree of 16 nodes for about two single steps on a CPU, so
-speculation pays easily. In a batch, the pass scores ``B x (1 + nodes)`` tokens: the bigger B,
-the less of a verification is free, and beyond some B fixed-size speculation costs more than
-it brings. Each step, :class:`BatchCostPolicy` picks the depth ``d`` to which every row's tree
-is cut (0: verify no draft at all, plain batched decoding for that step) by maximising the
+speculation pays easily. In a batch, one pass scores ``B x width`` tokens (every tree padded
+to the widest): the bigger B, the less of a verification is free, and beyond some B
+fixed-size speculation costs more than it brings. Each step, :class:`BatchCostPolicy` cuts
+row ``b``'s tree to a depth ``d_b`` (0: no draft for that row this step) to maximise the
 predicted throughput
 
-    sum over rows of (1 + g_row(d))  /  (t(B, 1 + max_row nodes_row(d)) + overhead)
+    sum over rows of (1 + g_b(d_b))  /  (t(B, width) + overhead)
 
-where ``t(B, n)`` is the measured time of a pass of B rows of ``n`` tokens (measured on the
-batch itself the first time it is needed: dummy trees verified and rolled back), ``overhead``
-the measured time of the rest of a step, and ``g_row(d)`` the expected accepted draft tokens of
-that row's tree cut to depth ``d``: for greedy acceptance, a tree cut to depth ``d`` accepts
-exactly ``min(accepted, d)``, so every verified step tells what each shallower cut would have
-brought. Estimates are kept per row (its prompt) and pooled over rows, and a row's estimate is
-shrunk towards the pooled one until it has its own data. Every ``explore_every`` steps the
-policy verifies one level deeper than it would, so estimates keep coming in.
+where ``width`` is one plus the largest cut tree, ``t`` the predicted time of the pass and
+``overhead`` the measured time of the rest of a step (drafting, acceptance, commit). For a
+given width every row takes the deepest cut that fits (more accepted tokens cost nothing
+more), so the policy only searches the widths.
+
+**Pass time** ``t = a + b * (tokens) + c * (keys read)``, with ``tokens = B x width`` (the
+matrix products) and ``keys read = B x (longest cache + width)`` (attention reads every row's
+keys up to the longest), fitted by least squares to every pass the batch runs: a few dummy
+passes measured on the batch itself before the first choice (trees verified and rolled back),
+then each real pass. On a CPU ``b`` dominates and big batches make wide trees expensive; on an
+accelerator ``b`` is small until the device saturates.
+
+**Gains** ``g_b(d) = sum over levels l <= d of p_1 ... p_l``, with ``p_l`` the chance that
+the draft's level ``l`` is accepted once the levels above it were: for greedy acceptance a
+tree cut to depth ``d`` accepts exactly ``min(accepted, d)``, so every verified step is a
+trial of each level it reached. Rates are kept per row (its current prompt) and pooled over
+rows; a row's rate is shrunk towards the pooled one until it has data of its own. Every
+``explore_every`` steps the policy verifies one level deeper than it chose, so estimates keep
+coming in.
 
 >>> policy = BatchCostPolicy()
 >>> policy.gain(None, 2)           # no data yet: the prior (each level accepted at 1/2)
 0.75
+>>> def seconds(rows, width, longest):   # a machine: 2 ms a pass, 50 us a token, ...
+...     return 0.002 + 5e-5 * rows * width + 1e-6 * rows * (longest + width)
+>>> policy.fit([(b, w, 300, seconds(b, w, 300)) for b in (1, 4) for w in (1, 16)])
+>>> round(policy.pass_time(16, 8, 500) * 1000, 2), round(seconds(16, 8, 500) * 1000, 2)
+(16.53, 16.53)
 """
 
 from __future__ import annotations
@@ -29,11 +45,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from diagrammar.decoding.state import DecodeState
 from diagrammar.decoding.tree import DraftTree
 
-#: Pass widths measured (tokens per row); a width in between is interpolated.
-WIDTHS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+#: Widths (tokens per row) of the dummy passes measured before the first choice.
+CALIBRATION_WIDTHS = (1, 4, 16)
 
 
 class _Mean:
@@ -55,139 +73,187 @@ class BatchCostPolicy:
         prior_weight: how many observations a row's own estimate needs to weigh as much as
             the pooled one.
         explore_every: every this many steps, verify one level deeper than chosen.
-        repeats: passes timed per measured width (the median is kept).
+        repeats: how many times each calibration pass is timed.
+        forget: weight kept by past passes when a new one is fitted (recent passes count
+            more, as the context grows and the batch changes).
     """
 
     def __init__(self, prior_accept: float = 0.5, prior_weight: float = 4.0,
-                 explore_every: int = 16, repeats: int = 3) -> None:
+                 explore_every: int = 16, repeats: int = 2, forget: float = 0.99) -> None:
         if not 0.0 <= prior_accept <= 1.0:
             raise ValueError(f"prior_accept must lie in [0, 1], got {prior_accept}")
-        if prior_weight < 0 or explore_every < 1 or repeats < 1:
-            raise ValueError("prior_weight must be >= 0, explore_every and repeats >= 1")
+        if prior_weight < 0 or explore_every < 1 or repeats < 1 or not 0 < forget <= 1:
+            raise ValueError("prior_weight must be >= 0, explore_every and repeats >= 1, "
+                             "forget in (0, 1]")
         self.prior_accept, self.prior_weight = prior_accept, prior_weight
-        self.explore_every, self.repeats = explore_every, repeats
-        self.times: dict[tuple[int, int], float] = {}
+        self.explore_every, self.repeats, self.forget = explore_every, repeats, forget
         self.overhead = 0.0
         self._overhead_steps = 0
+        self._xtx = np.zeros((3, 3))
+        self._xty = np.zeros(3)
+        self._coef: np.ndarray | None = None
         self._pooled: dict[int, _Mean] = {}
         self._rows: dict[int, dict[int, _Mean]] = {}
         self._caps: dict[int, int] = {}
+        self._pending: tuple[int, int, int] | None = None
         self._steps = 0
-        self.chosen: list[int] = []
+        self.widths: list[int] = []
 
-    # -- estimates -------------------------------------------------------------------------------
+    # -- accepted tokens -------------------------------------------------------------------------
+    def accept_rate(self, state: DecodeState | None, level: int) -> float:
+        """The estimated chance that the draft's token at ``level`` is accepted when the levels
+        above it were (this row's, shrunk towards the pooled one; pooled when ``state`` is
+        ``None``)."""
+        pooled = self._pooled.get(level)
+        rate = self.prior_accept
+        if pooled is not None:
+            rate = (pooled.total + rate) / (pooled.count + 1)
+        if state is None:
+            return rate
+        mine = self._rows.get(id(state), {}).get(level)
+        if mine is None or not mine.count:
+            return rate
+        weight = self.prior_weight
+        return (mine.total + weight * rate) / (mine.count + weight)
+
     def gain(self, state: DecodeState | None, depth: int) -> float:
         """Expected accepted draft tokens of a tree cut to ``depth`` for this row (pooled over
-        rows when ``state`` is ``None``)."""
-        if depth <= 0:
-            return 0.0
-        pooled = self._pooled.get(depth)
-        if pooled is not None and pooled.count:
-            prior = pooled.total / pooled.count
-        else:
-            a = self.prior_accept
-            prior = sum(a ** level for level in range(1, depth + 1))
-        if state is None:
-            return prior
-        mine = self._row(state).get(depth)
-        if mine is None or not mine.count:
-            return prior
-        weight = self.prior_weight
-        return (mine.total + weight * prior) / (mine.count + weight)
+        rows when ``state`` is ``None``): the sum over levels of the chance to get that far."""
+        total, reach = 0.0, 1.0
+        for level in range(1, depth + 1):
+            reach *= self.accept_rate(state, level)
+            total += reach
+        return total
 
-    def _row(self, state: DecodeState) -> dict[int, _Mean]:
-        return self._rows.setdefault(id(state), {})
-
-    def forget(self, state: DecodeState) -> None:
+    def forget_row(self, state: DecodeState) -> None:
         """Drops a finished row's own estimates (its slot's next prompt starts afresh)."""
         self._rows.pop(id(state), None)
         self._caps.pop(id(state), None)
 
-    # -- pass times ------------------------------------------------------------------------------
-    def _measure(self, batch: Any, rows: Sequence[DecodeState], width: int) -> float:
-        requests = [(state.session, state.tokens[-1], [state.tokens[-1]] * (width - 1),
-                     [-1] * (width - 1)) for state in rows]     # a star: positions fit
-        timings = []
-        for _ in range(self.repeats):
-            began = time.perf_counter()
-            batch.verify_rows(requests)
-            synchronize = getattr(batch, "synchronize", None)
-            if synchronize is not None:
-                synchronize()
-            timings.append(time.perf_counter() - began)
-            for state in rows:                       # roll the dummy tree back
-                state.session.truncate(state.session.cache_length)
-        return sorted(timings)[len(timings) // 2]
+    # -- pass time -------------------------------------------------------------------------------
+    @staticmethod
+    def _features(rows: int, width: int, longest: int) -> np.ndarray:
+        return np.array([1.0, rows * width, rows * (longest + width)])
 
-    def pass_time(self, batch: Any, rows: Sequence[DecodeState], width: int) -> float:
-        """Seconds of a pass of ``len(rows)`` rows and ``width`` tokens each (measured once per
-        batch size and listed width, interpolated in between)."""
-        size = len(rows)
-        below = max(w for w in WIDTHS if w <= width) if width <= WIDTHS[-1] else WIDTHS[-1]
-        above = min((w for w in WIDTHS if w >= width), default=WIDTHS[-1])
-        for w in {below, above}:
-            if (size, w) not in self.times:
-                self.times[size, w] = self._measure(batch, rows, w)
-        low, high = self.times[size, below], self.times[size, above]
-        if above == below:
-            return low * max(1.0, width / above)
-        return low + (high - low) * (width - below) / (above - below)
+    def fit(self, passes: Sequence[tuple[int, int, int, float]]) -> None:
+        """Adds measured passes ``(rows, width, longest cache, seconds)`` to the time model."""
+        for rows, width, longest, seconds in passes:
+            x = self._features(rows, width, longest)
+            self._xtx = self.forget * self._xtx + np.outer(x, x)
+            self._xty = self.forget * self._xty + x * seconds
+        ridge = 1e-12 * np.trace(self._xtx) * np.eye(3)
+        coef = np.linalg.solve(self._xtx + ridge, self._xty)
+        if (coef < 0).any():                          # a cost cannot be negative: refit without
+            keep = coef > 0
+            keep[0] = True
+            sub = np.linalg.solve(self._xtx[np.ix_(keep, keep)] + ridge[np.ix_(keep, keep)],
+                                  self._xty[keep])
+            coef = np.zeros(3)
+            coef[keep] = np.maximum(sub, 0.0)
+        self._coef = coef
+
+    def pass_time(self, rows: int, width: int, longest: int) -> float:
+        """Predicted seconds of a pass of ``rows`` rows, ``width`` tokens each, after caches of
+        at most ``longest`` tokens."""
+        if self._coef is None:
+            raise RuntimeError("no pass measured yet: fit() or choose() first")
+        return float(self._features(rows, width, longest) @ self._coef)
+
+    def _calibrate(self, batch: Any, states: Sequence[DecodeState], deepest: int) -> None:
+        rows = len(states)
+        longest = max(state.session.cache_length for state in states)
+        measured = []
+        widths = sorted({min(w, 1 + deepest) for w in CALIBRATION_WIDTHS} | {1})
+        for width in widths:
+            requests = [(state.session, state.tokens[-1], [state.tokens[-1]] * (width - 1),
+                         [-1] * (width - 1)) for state in states]   # a star: positions fit
+            for _ in range(self.repeats):
+                began = time.perf_counter()
+                batch.verify_rows(requests)
+                synchronize = getattr(batch, "synchronize", None)
+                if synchronize is not None:
+                    synchronize()
+                measured.append((rows, width, longest, time.perf_counter() - began))
+                for state in states:                    # roll the dummy tree back
+                    state.session.truncate(state.session.cache_length)
+        self.fit(measured)
 
     # -- the choice ------------------------------------------------------------------------------
-    def choose(self, batch: Any, drafts: Sequence[tuple[DecodeState, DraftTree]]) -> int:
-        """The depth every row's tree is cut to this step (0: verify no draft)."""
+    def choose(self, batch: Any, drafts: Sequence[tuple[DecodeState, DraftTree]]
+               ) -> list[int]:
+        """The depth each row's tree is cut to this step (0: verify no draft for that row)."""
+        self._steps += 1
+        states = [state for state, _ in drafts]
         depths = [tree.depths() for _, tree in drafts]
         deepest = max((max(d, default=0) for d in depths), default=0)
-        self._steps += 1
         if deepest == 0:
-            return 0
-        states = [state for state, _ in drafts]
-        best, best_rate = 0, 0.0
-        for cap in range(deepest + 1):
-            width = 1 + max(sum(1 for d in row if d <= cap) for row in depths)
-            tokens = sum(1.0 + self.gain(state, min(cap, max(row, default=0)))
-                         for state, row in zip(states, depths, strict=True))
-            rate = tokens / (self.pass_time(batch, states, width) + self.overhead)
+            self._pending = None
+            return [0] * len(drafts)
+        if self._coef is None:
+            self._calibrate(batch, states, deepest)
+        longest = max(state.session.cache_length for state in states)
+        # nodes[b][d]: row b's nodes at depth <= d
+        nodes = []
+        for row in depths:
+            counts = [0] * (max(row, default=0) + 1)
+            for d in row:
+                counts[d] += 1
+            nodes.append(np.cumsum(counts).tolist())
+        widths = sorted({1 + n for row in nodes for n in row})
+        best_caps: list[int] = [0] * len(drafts)
+        best_rate = -1.0
+        best_width = 1
+        for width in widths:
+            caps = [max(d for d, n in enumerate(row) if n <= width - 1) for row in nodes]
+            tokens = sum(1.0 + self.gain(state, cap) for state, cap in zip(states, caps,
+                                                                             strict=True))
+            rate = tokens / (self.pass_time(len(states), width, longest) + self.overhead)
             if rate > best_rate:
-                best, best_rate = cap, rate
-        if best < deepest and self._steps % self.explore_every == 0:
-            best += 1
-        self.chosen.append(best)
-        for state, row in zip(states, depths, strict=True):
-            self._caps[id(state)] = min(best, max(row, default=0))
-        return best
+                best_caps, best_rate, best_width = caps, rate, width
+        if self._steps % self.explore_every == 0:
+            best_caps = [min(cap + 1, len(row) - 1) for cap, row in zip(best_caps, nodes,
+                                                                         strict=True)]
+            best_width = 1 + max(row[cap] for cap, row in zip(best_caps, nodes, strict=True))
+        for state, cap in zip(states, best_caps, strict=True):
+            self._caps[id(state)] = cap
+        self._pending = (len(states), best_width, longest)
+        self.widths.append(best_width)
+        return best_caps
 
-    def observe(self, drafts: Sequence[tuple[DecodeState, DraftTree]],
+    def observe(self, drafts: Sequence[tuple[DecodeState, DraftTree]], pass_seconds: float,
                 overhead_seconds: float) -> None:
-        """Learns from a verified step: what each cut would have accepted, and the time the
-        step spent outside its verification pass."""
+        """Learns from a verified step: what each cut would have accepted, the pass's time,
+        and the time the step spent outside its verification pass."""
         self._overhead_steps += 1
         weight = max(0.05, 1.0 / self._overhead_steps)
         self.overhead += weight * (overhead_seconds - self.overhead)
+        if self._pending is not None:
+            self.fit([(*self._pending, pass_seconds)])
+            self._pending = None
         for state, tree in drafts:
-            verified = self._caps.pop(id(state), 0)
-            verified = min(verified, tree.depth())
+            verified = min(self._caps.pop(id(state), 0), tree.depth())
             if not verified or not state.accepted_per_step:
                 continue
             accepted = max(0, state.accepted_per_step[-1] - 1)
-            mine = self._row(state)
-            for depth in range(1, verified + 1):
-                value = float(min(accepted, depth))
-                mine.setdefault(depth, _Mean()).add(value)
-                self._pooled.setdefault(depth, _Mean()).add(value)
+            mine = self._rows.setdefault(id(state), {})
+            for level in range(1, min(accepted + 1, verified) + 1):   # levels it reached
+                hit = float(accepted >= level)
+                mine.setdefault(level, _Mean()).add(hit)
+                self._pooled.setdefault(level, _Mean()).add(hit)
 
     def report(self) -> dict[str, Any]:
-        """The measured pass times, the step overhead, the pooled gains and the caps chosen."""
-        caps: dict[int, int] = {}
-        for cap in self.chosen:
-            caps[cap] = caps.get(cap, 0) + 1
+        """The fitted time model, the step overhead, the pooled gains and the widths chosen."""
+        chosen: dict[int, int] = {}
+        for width in self.widths:
+            chosen[width] = chosen.get(width, 0) + 1
+        coef = [] if self._coef is None else [float(c) for c in self._coef]
         return {
-            "pass_seconds": {f"{b}x{w}": t for (b, w), t in sorted(self.times.items())},
+            "pass_time": dict(zip(("seconds", "per_token", "per_key_read"), coef)),
             "overhead_seconds": self.overhead,
-            "pooled_gain": {d: m.total / m.count for d, m in sorted(self._pooled.items())
-                            if m.count},
-            "depth_caps": dict(sorted(caps.items())),
+            "pooled_accept_rate": {level: self.accept_rate(None, level)
+                                   for level in sorted(self._pooled)},
+            "widths": dict(sorted(chosen.items())),
         }
 
 
-__all__ = ["BatchCostPolicy", "WIDTHS"]
+__all__ = ["BatchCostPolicy", "CALIBRATION_WIDTHS"]

@@ -191,7 +191,8 @@ class Decoder(CompiledDiagram):
             drafter.load(folder / f"{label}.npz")
 
     def generate(self, prompt: str | Sequence[int] | Sequence[str | Sequence[int]],
-                 max_new_tokens: int = 128, config: GenerationConfig | None = None, *,
+                 max_new_tokens: int | Sequence[int] = 128,
+                 config: GenerationConfig | None = None, *,
                  max_batch: int = 8, policy: Any = "auto") -> Any:
         """Decodes after ``prompt``; returns tokens, text (when a tokenizer is known) and stats.
 
@@ -200,7 +201,8 @@ class Decoder(CompiledDiagram):
 
         Args:
             prompt: text (encoded with the model's tokenizer) or token ids; or a list of them.
-            max_new_tokens: the generation budget (of every prompt).
+            max_new_tokens: the generation budget (for a list: of every prompt, or one per
+                prompt).
             config: how tokens are chosen (greedy by default).
             max_batch: for a list, the most rows decoded at once (bounds memory).
             policy: for a list, the batch-aware tree policy (see :meth:`stream`).
@@ -218,7 +220,8 @@ class Decoder(CompiledDiagram):
             result.text = self.model.decode(result.tokens)
         return result
 
-    def stream(self, prompts: Sequence[str | Sequence[int]], max_new_tokens: int = 128,
+    def stream(self, prompts: Sequence[str | Sequence[int]],
+               max_new_tokens: int | Sequence[int] = 128,
                config: GenerationConfig | None = None, *, max_batch: int = 8,
                policy: Any = "auto") -> Iterator[tuple[int, Generation]]:
         """Decodes many prompts batched, yielding ``(prompt index, Generation)`` as each
@@ -232,7 +235,7 @@ class Decoder(CompiledDiagram):
 
         Args:
             prompts: texts or token-id lists.
-            max_new_tokens: the budget of every prompt.
+            max_new_tokens: the budget of every prompt, or one budget per prompt.
             config: how tokens are chosen (greedy by default).
             max_batch: the most rows decoded at once.
             policy: ``"auto"`` (a :class:`~diagrammar.decoding.batch_policy.BatchCostPolicy`

@@ -250,6 +250,18 @@ class HFCausalLM:
 
         return TreeSession(self, prompt_ids)
 
+    def batch_session(self, max_batch: int) -> Any:
+        """A :class:`~diagrammar.decoding.protocols.BatchSession`: up to ``max_batch`` rows
+        verified in one forward pass (the lean GPT-2 forward when ``fast``, else the Hugging
+        Face forward with per-row masks and positions)."""
+        if self.fast:
+            from diagrammar.models.batched_gpt2 import GPT2Batch
+
+            return GPT2Batch(self.model, max_batch)
+        from diagrammar.models.hf_batch import HFBatchSession
+
+        return HFBatchSession(self, max_batch)
+
 
 #: Files a saved tokenizer consists of (one of them, at least).
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer.model", "vocab.txt",

@@ -108,13 +108,19 @@ class CachedSession:
             scores of shape ``(1 + len(tokens), vocab)``: row 0 scores the token after the
             root, row ``i + 1`` the token after node ``i``.
         """
+        ids = self._check_tree(root, tokens, parents)
+        scores = self._score(ids, parents)
+        self._tree_length = len(ids)
+        return scores
+
+    def _check_tree(self, root: int, tokens: Sequence[int], parents: Sequence[int]
+                    ) -> list[int]:
+        """The ids a pass runs (root first), after checking that no tree is pending."""
         if self._tree_length:
             raise RuntimeError("verify() called twice: call keep() or truncate() in between")
         if len(tokens) != len(parents):
             raise ValueError(f"{len(tokens)} tokens but {len(parents)} parents")
-        scores = self._score([int(root), *tokens], parents)
-        self._tree_length = len(tokens) + 1
-        return scores
+        return [int(root), *tokens]
 
     def keep(self, path: Sequence[int]) -> None:
         """After :meth:`verify`, keeps the root's and the accepted nodes' cache entries.

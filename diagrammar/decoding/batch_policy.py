@@ -41,6 +41,7 @@ coming in.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -199,14 +200,21 @@ class BatchCostPolicy:
             for d in row:
                 counts[d] += 1
             nodes.append(np.cumsum(counts).tolist())
+        gains = []                                  # gains[b][d]: row b's tree cut to d
+        for state, row in zip(states, nodes, strict=True):
+            total, reach, cumulative = 0.0, 1.0, [0.0]
+            for level in range(1, len(row)):
+                reach *= self.accept_rate(state, level)
+                total += reach
+                cumulative.append(total)
+            gains.append(cumulative)
         widths = sorted({1 + n for row in nodes for n in row})
         best_caps: list[int] = [0] * len(drafts)
         best_rate = -1.0
         best_width = 1
         for width in widths:
-            caps = [max(d for d, n in enumerate(row) if n <= width - 1) for row in nodes]
-            tokens = sum(1.0 + self.gain(state, cap) for state, cap in zip(states, caps,
-                                                                             strict=True))
+            caps = [bisect.bisect_right(row, width - 1) - 1 for row in nodes]
+            tokens = len(states) + sum(g[cap] for g, cap in zip(gains, caps, strict=True))
             rate = tokens / (self.pass_time(len(states), width, longest) + self.overhead)
             if rate > best_rate:
                 best_caps, best_rate, best_width = caps, rate, width

@@ -1,6 +1,7 @@
 """The ``diagrammar`` command line.
 
     diagrammar generate --model PATH --pipeline prompt-lookup --prompt "def add(a, b):"
+    diagrammar batch --input prompts.jsonl --output results.jsonl [--ray auto]  # resumable
     diagrammar draw --pipeline prompt-lookup-tree -o step.png
     diagrammar pipelines
     diagrammar train-default --size small  # the embedded default model, trained here
@@ -263,6 +264,116 @@ def list_pipelines() -> None:
 def show(pipeline_spec: str) -> None:
     """Print a pipeline (name, file or JSON) as JSON."""
     click.echo(to_json(_load_pipeline(pipeline_spec)))
+
+
+@main.command()
+@click.option("--model", "model_spec", default="default:small", show_default=True,
+              help="A local Hugging Face model folder, a Hugging Face Hub id or default:tiny / "
+                   "default:small (as for generate; with --ray, every worker loads it).")
+@click.option("--pipeline", "pipeline_spec", default="prompt-lookup", show_default=True,
+              help="A pipeline name (see `diagrammar pipelines`), a JSON file or a JSON string.")
+@click.option("--input", "input_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help='JSONL, one prompt a line: {"prompt": TEXT} or {"ids": [...]}, with an '
+                   'optional "id" (default: the line number) and "max_new_tokens".')
+@click.option("--output", "output_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL results, appended as each prompt finishes; ids already there are "
+                   "skipped, so re-running an interrupted job resumes it.")
+@click.option("--max-new-tokens", default=128, show_default=True, type=click.IntRange(min=0),
+              help="The budget of a line that gives none.")
+@click.option("--max-batch", default=8, show_default=True, type=click.IntRange(min=1),
+              help="The most prompts decoded at once by one model (bounds memory).")
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch threads (default: torch's choice; one per worker with --ray).")
+@click.option("--resource", "resource_specs", multiple=True, metavar="NAME=VALUE",
+              help="Bind a resource the pipeline names (repeatable), as for generate.")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
+              help="0 decodes greedily; above 0 samples (the pipeline's acceptance must "
+                   "sample).")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="Sample among the k most likely tokens only.")
+@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=None,
+              help="Sample among the most likely tokens whose probability reaches p.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the sampling (each prompt is seeded alike; default: fresh entropy).")
+@click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS",
+              help="Shard the prompts over Ray actors, one model each: 'auto' joins a running "
+                   "cluster (else starts a local one), or give a cluster address. Needs "
+                   "pip install 'diagrammar[ray]'.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="With --ray: the actors to start (default: the cluster's CPUs).")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+              help="With --ray: prompts per chunk handed to an actor (default: 2 x --max-batch "
+                   "or fewer).")
+@click.option("--max-restarts", type=click.IntRange(min=0), default=None,
+              help="With --ray: dead actors replaced before the job stops (default: --workers).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def batch(model_spec: str, pipeline_spec: str, input_path: Path, output_path: Path,
+          max_new_tokens: int, max_batch: int, dtype: str, threads: int | None,
+          resource_specs: tuple[str, ...], temperature: float, top_k: int | None,
+          top_p: float | None, seed: int | None, ray_address: str | None, workers: int | None,
+          chunk_size: int | None, max_restarts: int | None, quiet: bool) -> None:
+    """Decode the prompts of a JSONL file, appending each result to a JSONL file as it finishes.
+
+    Each result is one line {"id", "text", "tokens", "stats"}, written as its prompt
+    finishes. Bad input lines are reported with their line numbers and skipped. A re-run with
+    the same --output skips the ids already there, so an interrupted job loses nothing.
+    """
+    from diagrammar.decoding.config import GenerationConfig
+    from diagrammar.decoding.steps import DecodingError
+    from diagrammar.functors.execute import ExecuteError
+    from diagrammar.jobs import (
+        DecodeOptions,
+        DecoderFactory,
+        JobError,
+        LocalRunner,
+        RayRunner,
+        run_batch,
+        stderr_report,
+    )
+    from diagrammar.jobs.ray_runner import import_ray
+    from diagrammar.models.errors import ModelError
+
+    if ray_address is None:
+        given = [name for name, value in (("--workers", workers), ("--chunk-size", chunk_size),
+                                          ("--max-restarts", max_restarts)) if value is not None]
+        if given:
+            _fail(f"{', '.join(given)} only apply with --ray (give --ray auto or an address)")
+    resources: dict[str, str] = {}
+    for item in resource_specs:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            _fail(f"--resource takes NAME=VALUE (e.g. draft=default:tiny), got {item!r}")
+        resources[name.strip()] = value.strip()
+    step = _load_pipeline(pipeline_spec)
+    if step.dom != Context or step.cod != Context:
+        _fail(f"pipeline goes {step.dom} -> {step.cod}, but batch needs a decoding step "
+              "that goes Context -> Context (e.g. a drafter inside speculative(...)); see "
+              "`diagrammar pipelines`")
+    try:
+        config = GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        factory = DecoderFactory(model_spec, to_json(step), tuple(resources.items()), dtype,
+                                 threads, resolve_resource=_resource)
+        options = DecodeOptions(max_new_tokens, config, max_batch)
+        if ray_address is None:
+            runner: LocalRunner | RayRunner = LocalRunner(factory, options)
+        else:
+            import_ray()
+            runner = RayRunner(factory, options, address=ray_address, workers=workers,
+                               chunk_size=chunk_size, max_restarts=max_restarts,
+                               report=stderr_report)
+        summary = run_batch(input_path, output_path, runner, progress=not quiet)
+    except (JobError, ModelError, ValueError, ExecuteError, DecodingError,
+            DiagramError) as error:
+        _fail(str(error))
+    click.echo(summary.describe(), err=True)
+    if isinstance(runner, RayRunner) and runner.restarts:
+        click.echo(f"ray: {runner.restarts} worker(s) replaced, {runner.requeued} chunk(s) "
+                   "re-run", err=True)
+    if summary.skipped and not summary.done and not summary.already_done:
+        _fail(f"no prompt of {input_path} could run: every line was skipped")
 
 
 main.add_command(bench_command, name="bench")

@@ -61,7 +61,9 @@ class RowStep(Protocol):
     """One row's decoding step, split around its verification pass.
 
     ``draft`` returns ``(resume, tree)``: what ``finish`` needs to go on, and the checked tree
-    to verify (or ``None`` when the step cannot be split: then ``step`` runs it whole).
+    to verify (or ``None`` when the step cannot be split: then ``step`` runs it whole);
+    ``skip_draft`` does the same without running the drafter, when a policy predicts that
+    drafting this row does not pay.
     """
 
     box_seconds: dict[str, float]
@@ -70,6 +72,11 @@ class RowStep(Protocol):
         ...
 
     def draft(self, state: DecodeState) -> tuple[Any, DraftTree] | None:
+        ...
+
+    def skip_draft(self, state: DecodeState) -> tuple[Any, DraftTree] | None:
+        """Like ``draft`` with an empty tree, without running the drafter (``None``: the
+        step cannot skip it)."""
         ...
 
     def finish(self, resume: Any, tree: DraftTree, scores: Any) -> DecodeState:
@@ -101,6 +108,9 @@ class SplitStep:
     def draft(self, state: DecodeState) -> tuple[Any, DraftTree]:
         state, tree = self.drafter_step(state)
         return state, prepare_verification(state, tree)
+
+    def skip_draft(self, state: DecodeState) -> tuple[Any, DraftTree]:
+        return state, DraftTree()
 
     def finish(self, resume: Any, tree: DraftTree, scores: Any) -> DecodeState:
         state = resume
@@ -296,13 +306,21 @@ class BatchRun:
         stats = self.stats
         began = clock()
         drafts: list[tuple[_Row, Any, DraftTree]] = []
+        draft_seconds: list[float] = []
         whole: list[_Row] = []
+        policy = self.policy
         for row in rows:
-            drafted = row.step.draft(row.state)
+            drafting = clock()
+            drafted = None
+            if policy is not None and not policy.wants_draft(row.state):
+                drafted = row.step.skip_draft(row.state)
+            if drafted is None:
+                drafted = row.step.draft(row.state)
             if drafted is None:
                 whole.append(row)
             else:
                 drafts.append((row, *drafted))
+                draft_seconds.append(clock() - drafting)
         for row in whole:                       # steps that cannot be split run on their own
             length = len(row.state.tokens)
             row.state = row.step.step(row.state)
@@ -311,7 +329,8 @@ class BatchRun:
             return
         cap = None
         if self.policy is not None:
-            caps = self.policy.choose(batch, [(row.state, tree) for row, _, tree in drafts])
+            caps = self.policy.choose(batch, [(row.state, tree) for row, _, tree in drafts],
+                                      draft_seconds)
             drafts = [(row, resume, tree.prune(cap) if cap else DraftTree())
                       for (row, resume, tree), cap in zip(drafts, caps, strict=True)]
             cap = max(caps, default=0)
@@ -335,7 +354,7 @@ class BatchRun:
         stats.depth_cap_per_step.append(cap)
         if self.policy is not None:
             self.policy.observe([(row.state, tree) for row, _, tree in drafts], pass_seconds,
-                                clock() - began - pass_seconds)
+                                clock() - began - pass_seconds - sum(draft_seconds))
 
     @staticmethod
     def _check_progress(row: _Row, length: int) -> None:

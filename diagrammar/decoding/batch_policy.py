@@ -98,6 +98,10 @@ class BatchCostPolicy:
         self._caps: dict[int, int] = {}
         self._pending: tuple[int, int, int] | None = None
         self._steps = 0
+        self._draft_costs: dict[int, float] = {}
+        self._pooled_draft_cost = 0.0
+        self._skipped: dict[int, int] = {}
+        self._drafting: dict[int, bool] = {}
         self.widths: list[int] = []
 
     # -- accepted tokens -------------------------------------------------------------------------
@@ -128,8 +132,9 @@ class BatchCostPolicy:
 
     def forget_row(self, state: DecodeState) -> None:
         """Drops a finished row's own estimates (its slot's next prompt starts afresh)."""
-        self._rows.pop(id(state), None)
-        self._caps.pop(id(state), None)
+        for table in (self._rows, self._caps, self._draft_costs, self._skipped,
+                      self._drafting):
+            table.pop(id(state), None)
 
     # -- pass time -------------------------------------------------------------------------------
     @staticmethod
@@ -180,11 +185,40 @@ class BatchCostPolicy:
         self.fit(measured)
 
     # -- the choice ------------------------------------------------------------------------------
-    def choose(self, batch: Any, drafts: Sequence[tuple[DecodeState, DraftTree]]
-               ) -> list[int]:
-        """The depth each row's tree is cut to this step (0: verify no draft for that row)."""
+    def wants_draft(self, state: DecodeState) -> bool:
+        """Whether this row should run its drafter this step: not while its drafts were
+        predicted not to pay for their drafting time, except every ``explore_every`` steps."""
+        key = id(state)
+        skipped = self._skipped.get(key)
+        if skipped is None:
+            self._drafting[key] = True
+            return True
+        self._skipped[key] = skipped + 1
+        self._drafting[key] = (skipped + 1) % self.explore_every == 0
+        return self._drafting[key]
+
+    def _draft_cost(self, state: DecodeState) -> float:
+        return self._draft_costs.get(id(state), self._pooled_draft_cost)
+
+    def choose(self, batch: Any, drafts: Sequence[tuple[DecodeState, DraftTree]],
+               draft_seconds: Sequence[float] | None = None) -> list[int]:
+        """The depth each row's tree is cut to this step (0: verify no draft for that row).
+
+        Args:
+            batch: the batch session (its passes are timed the first time).
+            drafts: each row's state and drafted tree.
+            draft_seconds: the time each row's drafter took this step; a row whose drafts
+                are predicted not to pay for it stops drafting (see :meth:`wants_draft`).
+        """
         self._steps += 1
         states = [state for state, _ in drafts]
+        seconds = list(draft_seconds) if draft_seconds is not None else [0.0] * len(drafts)
+        for state, spent in zip(states, seconds, strict=True):
+            if self._drafting.pop(id(state), True):
+                previous = self._draft_costs.get(id(state))
+                self._draft_costs[id(state)] = spent if previous is None \
+                    else previous + 0.2 * (spent - previous)
+                self._pooled_draft_cost += 0.05 * (spent - self._pooled_draft_cost)
         depths = [tree.depths() for _, tree in drafts]
         deepest = max((max(d, default=0) for d in depths), default=0)
         if deepest == 0:
@@ -208,23 +242,37 @@ class BatchCostPolicy:
                 total += reach
                 cumulative.append(total)
             gains.append(cumulative)
-        widths = sorted({1 + n for row in nodes for n in row})
-        best_caps: list[int] = [0] * len(drafts)
-        best_rate = -1.0
-        best_width = 1
-        for width in widths:
+        costs = [self._draft_cost(state) for state in states]
+        rows = len(states)
+
+        def rate_of(caps: list[int]) -> tuple[float, int]:
+            width = 1 + max(row[cap] for row, cap in zip(nodes, caps, strict=True))
+            tokens = rows + sum(g[cap] for g, cap in zip(gains, caps, strict=True))
+            spent = sum(cost for cost, cap in zip(costs, caps, strict=True) if cap)
+            return tokens / (self.pass_time(rows, width, longest) + self.overhead + spent), width
+
+        best_caps: list[int] = [0] * rows
+        best_rate, best_width = rate_of(best_caps)
+        for width in sorted({1 + n for row in nodes for n in row[1:]}):
             caps = [bisect.bisect_right(row, width - 1) - 1 for row in nodes]
-            tokens = len(states) + sum(g[cap] for g, cap in zip(gains, caps, strict=True))
-            rate = tokens / (self.pass_time(len(states), width, longest) + self.overhead)
+            rate, _ = rate_of(caps)
+            # a row whose accepted tokens do not pay for its drafting time drafts nothing
+            caps = [cap if gain[cap] >= rate * cost else 0
+                    for cap, gain, cost in zip(caps, gains, costs, strict=True)]
+            rate, used = rate_of(caps)
             if rate > best_rate:
-                best_caps, best_rate, best_width = caps, rate, width
+                best_caps, best_rate, best_width = caps, rate, used
         if self._steps % self.explore_every == 0:
             best_caps = [min(cap + 1, len(row) - 1) for cap, row in zip(best_caps, nodes,
                                                                          strict=True)]
             best_width = 1 + max(row[cap] for cap, row in zip(best_caps, nodes, strict=True))
-        for state, cap in zip(states, best_caps, strict=True):
+        for state, cap, row in zip(states, best_caps, nodes, strict=True):
             self._caps[id(state)] = cap
-        self._pending = (len(states), best_width, longest)
+            if cap:
+                self._skipped.pop(id(state), None)
+            elif row[-1]:                          # it drafted, and the draft did not pay
+                self._skipped.setdefault(id(state), 0)
+        self._pending = (rows, best_width, longest)
         self.widths.append(best_width)
         return best_caps
 

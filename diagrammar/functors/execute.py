@@ -322,6 +322,17 @@ class _RowStep:
         tree = prepare_verification(wires[offset], wires[offset + 1])
         return wires, tree
 
+    def skip_draft(self, state: DecodeState) -> tuple[Any, Any] | None:
+        """An empty draft without running the boxes before ``Verify``; only when those boxes
+        are exactly the ``Context -> Context @ Draft`` part of the step (else ``None``)."""
+        from diagrammar.decoding.tree import DraftTree
+
+        if self.at is None or self.decoder.layers[self.at][2] != 0 or any(
+                offset != 0 or width != 1
+                for _, _, offset, width in self.decoder.layers[:self.at]):
+            return None
+        return [state, DraftTree()], DraftTree()
+
     def finish(self, wires: list[Any], tree: Any, scores: Any) -> DecodeState:
         from diagrammar.decoding.steps import record_verification
 

@@ -258,9 +258,13 @@ class HFCausalLM:
             from diagrammar.models.batched_gpt2 import GPT2Batch
 
             return GPT2Batch(self.model, max_batch)
+        from diagrammar.decoding.batch import SerialBatch
         from diagrammar.models.hf_batch import HFBatchSession
 
-        return HFBatchSession(self, max_batch)
+        try:
+            return HFBatchSession(self, max_batch)
+        except ModelError:          # no position ids or ALiBi: rows verified one by one
+            return SerialBatch(self)
 
 
 #: Files a saved tokenizer consists of (one of them, at least).

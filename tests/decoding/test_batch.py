@@ -422,3 +422,36 @@ def test_no_draft_split_step_in_the_loop(model_factory):
     run = decode_batch(lambda: SplitStep(DrafterStep(NoDraftDrafter())), lm, [[5, 6, 7]], 9)
     assert [g.tokens for _, g in run] == [expected]
     assert run.stats.tokens_per_second > 0
+
+
+def test_policy_stops_drafting_a_row_whose_drafts_do_not_pay_for_the_drafting():
+    """Passes are cheap but the drafter is slow and its drafts rarely accepted: the row
+    verifies no draft, stops drafting, and tries again every ``explore_every`` steps."""
+    policy = BatchCostPolicy(prior_accept=0.2, repeats=1, explore_every=4)
+    state = _state()
+    tree = DraftTree.chain([7, 8, 9])
+    assert policy.wants_draft(state)
+    assert policy.choose(FakeBatch(per_token=0.0), [(state, tree)], [0.05]) == [0]
+    assert [policy.wants_draft(state) for _ in range(8)] == [False, False, False, True] * 2
+    cheap = BatchCostPolicy(prior_accept=0.9, repeats=1)
+    assert cheap.wants_draft(state)
+    assert cheap.choose(FakeBatch(per_token=0.0), [(state, tree)], [1e-6]) == [3]
+    assert cheap.wants_draft(state)
+
+
+def test_skipped_drafts_stay_exact(model_factory):
+    """A policy that never lets rows draft: the drafters are skipped, tokens unchanged."""
+
+    class Never(BatchCostPolicy):
+        def wants_draft(self, state):
+            return False
+
+    lm = HFCausalLM(_model(model_factory, 1))
+    execute = Execute(lm)
+    prompts = [[5, 6, 7, 5, 6, 7, 5], [8, 9, 10, 8, 9]]
+    expected = [execute(autoregressive()).generate(p, 12).tokens for p in prompts]
+    decoder = execute(PIPELINES["prompt-lookup"]())
+    results = decoder.generate(prompts, 12, max_batch=2, policy=Never())
+    assert [r.tokens for r in results] == expected
+    assert all(n == 0 for r in results for n in r.stats.draft_nodes_per_step)
+    assert decoder.batch_stats.width_per_step == [1] * decoder.batch_stats.steps

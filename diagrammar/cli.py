@@ -94,6 +94,35 @@ def _check_draw_output(output: Path) -> None:
         _fail(f"cannot write {output}: {folder} is not a folder")
 
 
+def _grammar_option(grammar: str | None, schema_file: Path | None, pattern: str | None
+                    ) -> Any:
+    """The grammar resource of ``--grammar``, ``--json-schema`` or ``--regex`` (at most one),
+    checked now so that a bad file fails before the model loads."""
+    given = [g for g in (grammar, schema_file, pattern) if g is not None]
+    if not given:
+        return None
+    if len(given) > 1:
+        _fail("give at most one of --grammar, --json-schema and --regex")
+    from diagrammar.decoding.constraints.protocol import GrammarError
+    from diagrammar.functors.grammars import load_grammar
+
+    value: Any = f"regex:{pattern}" if pattern is not None else grammar
+    if schema_file is not None:
+        try:
+            value = json.loads(schema_file.read_text(encoding="utf-8"))
+        except OSError as error:
+            _fail(f"--json-schema: cannot read {schema_file}: {error.strerror}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            _fail(f"--json-schema: {schema_file} is not JSON ({error})")
+        if not isinstance(value, dict):
+            _fail(f"--json-schema: {schema_file} holds a {type(value).__name__}, not a schema "
+                  "object")
+    try:
+        return load_grammar(value)
+    except GrammarError as error:
+        _fail(str(error))
+
+
 def _resource(kind: str, value: str, lm: Any, dtype: str) -> Any:
     """What ``--resource NAME=VALUE`` binds, by the kind of resource the pipeline needs: a
     model, a datastore (its value is read by the Retrieval box), or a cost model (``measure``
@@ -153,10 +182,20 @@ def main() -> None:
               help="Sample among the most likely tokens whose probability reaches p.")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed of the sampling (default: fresh entropy).")
+@click.option("--grammar", "grammar_spec", default=None, metavar="FILE|NAME",
+              help="Decode inside a grammar: a .lark file or a built-in grammar name (json, "
+                   "python, sql, arithmetic); the pipeline gets a Constrain box before Verify.")
+@click.option("--json-schema", "schema_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Decode JSON valid under this JSON Schema file.")
+@click.option("--regex", "pattern", default=None, help="Decode text matching this pattern.")
+@click.option("--engine", type=click.Choice(["llguidance", "xgrammar"]), default="llguidance",
+              show_default=True, help="The grammar engine of --grammar/--json-schema/--regex.")
 def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_file: Path | None,
              encoding: str, max_new_tokens: int, dtype: str, threads: int | None,
              as_json: bool, resource_specs: tuple[str, ...], temperature: float,
-             top_k: int | None, top_p: float | None, seed: int | None) -> None:
+             top_k: int | None, top_p: float | None, seed: int | None,
+             grammar_spec: str | None, schema_file: Path | None, pattern: str | None,
+             engine: str) -> None:
     """Decode a prompt with a pipeline and print the text and stats."""
     if (prompt is None) == (prompt_file is None):
         _fail("give exactly one of --prompt TEXT or --prompt-file PATH")
@@ -175,6 +214,14 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
         _fail(f"pipeline goes {step.dom} -> {step.cod}, but generate needs a decoding step "
               "that goes Context -> Context (e.g. a drafter inside speculative(...)); see "
               "`diagrammar pipelines`")
+    grammar = _grammar_option(grammar_spec, schema_file, pattern)
+    if grammar is not None:
+        from diagrammar.diagrams import Constrain, constrained
+
+        try:
+            step = constrained(step, Constrain(grammar="grammar", engine=engine))
+        except DiagramError as error:
+            _fail(f"--grammar: {error}")
     import torch
 
     from diagrammar.decoding.steps import DecodingError
@@ -192,6 +239,8 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
         lm = resolve_model(model_spec, dtype)
         bound = {name: _resource(kinds.get(name, "model"), value, lm, dtype)
                  for name, value in resources.items()}
+        if grammar is not None:
+            bound["grammar"] = grammar
         decoder = Execute(lm, resources=bound)(step)
         result = decoder.generate(prompt, max_new_tokens=max_new_tokens, config=config)
     except (ModelError, ValueError, ExecuteError, DecodingError) as error:

@@ -114,7 +114,9 @@ class SplitStep:
 
     def finish(self, resume: Any, tree: DraftTree, scores: Any) -> DecodeState:
         state = resume
-        record_verification(state, tree, scores)
+        if scores is None:                         # ended before verifying
+            return state
+        scores = record_verification(state, tree, scores)
         commit(state, greedy_accept(tree, scores))
         return state
 
@@ -325,6 +327,9 @@ class BatchRun:
             length = len(row.state.tokens)
             row.state = row.step.step(row.state)
             self._check_progress(row, length)
+        for row, resume, tree in [d for d in drafts if d[0].state.done]:
+            row.state = row.step.finish(resume, tree, None)    # ended by a box (a grammar)
+        drafts = [d for d in drafts if not d[0].state.done]
         if not drafts:
             return
         cap = None
@@ -376,6 +381,7 @@ class BatchRun:
             accepted_per_step=list(state.accepted_per_step),
             config=self.config,
             draft_nodes_per_step=list(state.draft_nodes_per_step),
+            stop_reason=state.stop_reason,
         )
         return Generation(state.tokens[state.prompt_length:], None, stats)
 

@@ -25,6 +25,8 @@ def commit(state: DecodeState, accepted: Acceptance) -> None:
     either ends the generation. Then every observer (drafters that learn) receives the
     step's verification pass, completed with the acceptance.
     """
+    if state.done and not accepted.tokens:    # ended before verifying (e.g. by a grammar)
+        return
     state.session.keep(accepted.path)
     new = accepted.tokens
     left = state.max_new_tokens - state.generated

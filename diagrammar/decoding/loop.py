@@ -119,6 +119,7 @@ def decode(step: Callable[[DecodeState], DecodeState], model: Any, prompt_ids: S
         accepted_per_step=list(state.accepted_per_step),
         config=config,
         draft_nodes_per_step=list(state.draft_nodes_per_step),
+        stop_reason=state.stop_reason,
     )
     return Generation(state.tokens[state.prompt_length:], None, stats)
 

@@ -61,6 +61,11 @@ class DecodeState:
         draft_nodes_per_step: draft nodes verified at each step (the tree after pruning).
         verification: the latest verification pass (set by Verify, completed by Commit).
         observers: called with every completed verification (drafters that learn).
+        score_masks: set by a ``Constrain`` box for the next verification: the tree it
+            constrained and which tokens the grammar allows after the root and after each of
+            its nodes (one boolean row each); ``Verify`` applies them to the scores.
+        stop_reason: why the generation ended early, when a box ended it (e.g. the grammar
+            allows no further token).
     """
 
     session: Any
@@ -76,6 +81,8 @@ class DecodeState:
     draft_nodes_per_step: list[int] = field(default_factory=list)
     verification: Verification | None = None
     observers: list[Any] = field(default_factory=list)
+    score_masks: Any = None
+    stop_reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.rng is None:

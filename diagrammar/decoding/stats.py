@@ -30,6 +30,8 @@ class DecodeStats:
         draft_nodes_per_step: draft nodes verified at each step (the tree after pruning; 0
             for a step without a draft); empty when the step's verification does not record
             them.
+        stop_reason: why a box ended the generation early (e.g. a grammar that allows no
+            further token); ``None`` when it ended by an end token or the budget.
     """
 
     steps: int
@@ -40,6 +42,7 @@ class DecodeStats:
     accepted_per_step: list[int] = field(default_factory=list)
     config: GenerationConfig = field(default_factory=GenerationConfig)
     draft_nodes_per_step: list[int] = field(default_factory=list)
+    stop_reason: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -80,6 +83,7 @@ class DecodeStats:
             "accepted_histogram": dict(sorted(Counter(self.accepted_per_step).items())),
             "mean_draft_nodes": self.mean_draft_nodes,
             "config": self.config.as_dict(),
+            "stop_reason": self.stop_reason,
         }
 
     def summary(self) -> str:

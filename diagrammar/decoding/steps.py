@@ -109,11 +109,34 @@ def prepare_verification(state: DecodeState, tree: DraftTree) -> DraftTree:
     return tree
 
 
-def record_verification(state: DecodeState, tree: DraftTree, scores: Any) -> None:
-    """Records a verification pass: the nodes verified, and the pass for learning drafters."""
+def record_verification(state: DecodeState, tree: DraftTree, scores: Any) -> Any:
+    """Records a verification pass (the nodes verified, and the pass for learning drafters)
+    and returns its scores, masked by the grammar when a ``Constrain`` box set masks."""
+    if state.score_masks is not None:
+        from diagrammar.decoding.constraints.masking import mask_scores
+
+        scores = mask_scores(scores, _masks_for(tree, *state.score_masks))
+        state.score_masks = None
     state.draft_nodes_per_step.append(len(tree))
     if state.observers:                       # only drafters that learn need the record
         state.verification = Verification(state.tokens[-1], tree, scores)
+    return scores
+
+
+def _masks_for(tree: DraftTree, constrained: DraftTree, masks: list[Any]) -> list[Any]:
+    """The masks of the rows of ``tree``: the constrained tree's, node by node (the verified
+    tree may be a cut of it: pruned to the budget, or by a batch policy)."""
+    if tree is constrained:
+        return masks
+    rows, mapping = [masks[0]], {-1: -1}
+    for node, (token, parent) in enumerate(zip(tree.tokens, tree.parents)):
+        source = constrained.child(mapping[parent], token)
+        if source is None:
+            raise DecodingError(f"draft node {node} (token {token}) was added after the "
+                                "Constrain box: constrain the final tree, just before Verify")
+        mapping[node] = source
+        rows.append(masks[source + 1])
+    return rows
 
 
 def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, DraftTree, Any]:
@@ -123,10 +146,11 @@ def verify_step(state: DecodeState, tree: DraftTree) -> tuple[DecodeState, Draft
     verified is recorded in ``state.draft_nodes_per_step``. (A batched decode runs the same
     two halves around one pass for all rows: :mod:`diagrammar.decoding.batch`.)
     """
+    if state.done:                            # a box ended the generation (a grammar)
+        return state, tree, None
     tree = prepare_verification(state, tree)
     scores = state.session.verify(state.tokens[-1], tree.tokens, tree.parents)
-    record_verification(state, tree, scores)
-    return state, tree, scores
+    return state, tree, record_verification(state, tree, scores)
 
 
 class GreedyAcceptStep:
@@ -143,6 +167,8 @@ class GreedyAcceptStep:
 
     def __call__(self, state: DecodeState, tree: DraftTree, scores: Any
                  ) -> tuple[DecodeState, Acceptance]:
+        if scores is None:                    # nothing verified: the generation ended
+            return state, Acceptance((), ())
         return state, greedy_accept(tree, scores)
 
 
@@ -171,6 +197,8 @@ class SamplingAcceptStep:
 
     def __call__(self, state: DecodeState, tree: DraftTree, scores: Any
                  ) -> tuple[DecodeState, Acceptance]:
+        if scores is None:                    # nothing verified: the generation ended
+            return state, Acceptance((), ())
         return state, self.rule(tree, scores, state.config, state.rng)
 
 

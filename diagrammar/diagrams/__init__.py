@@ -16,6 +16,7 @@ from diagrammar.diagrams.boxes import (
     Accept,
     Aded,
     Commit,
+    Constrain,
     Drafter,
     DraftModel,
     GreedyAccept,
@@ -41,6 +42,7 @@ from diagrammar.diagrams.boxes import (
 from diagrammar.diagrams.builders import (
     PIPELINES,
     autoregressive,
+    constrained,
     read_pipeline,
     register_pipeline,
     speculative,
@@ -50,11 +52,12 @@ from diagrammar.diagrams.serialize import from_json, load_pipeline, save_pipelin
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
-    "BOX_CLASSES", "Accept", "Aded", "Commit", "Rasd", "Retrieval", "Sized", "DraftModel",
-    "Drafter", "GreedyAccept", "Merge",
+    "BOX_CLASSES", "Accept", "Aded", "Commit", "Constrain", "Rasd", "Retrieval", "Sized",
+    "DraftModel", "Drafter", "GreedyAccept", "Merge",
     "NoDraft", "Pipeline", "PromptLookup", "SpecTrAccept", "SpeculativeSampling", "StepBox",
     "Swap", "TokenRecycling", "Verify",
-    "PIPELINES", "autoregressive", "read_pipeline", "register_pipeline", "speculative",
+    "PIPELINES", "autoregressive", "constrained", "read_pipeline", "register_pipeline",
+    "speculative",
     "DiagramError", "PipelineFormatError", "WiringError", "from_json", "load_pipeline",
     "save_pipeline", "to_json", "Accepted", "Context", "Draft", "Scores", "Ty", "ROLES",
     "box_registry", "is_lossless", "register_box_class", "required_resources",

@@ -667,6 +667,33 @@ class SpecTrAccept(Accept):
         super().__init__()
 
 
+class Constrain(StepBox):
+    """Keeps decoding inside a grammar: ``Context @ Draft -> Context @ Draft``, between the
+    drafter and ``Verify``.
+
+    It follows the committed tokens in the grammar (the resource named by ``grammar``: a
+    grammar diagram, a JSON Schema, a regular expression, Lark text), prunes the draft's
+    branches that leave the language (they cost verification and could never be accepted)
+    and gives ``Verify`` the grammar's mask of allowed tokens for the root and every node,
+    so that acceptance (greedy or sampling) chooses among allowed tokens only. The output
+    differs from the unconstrained target's by design (``lossless`` is false); with respect
+    to constrained decoding it is exact: a constrained speculative step writes the tokens
+    of constrained greedy decoding without speculation.
+
+    Args:
+        grammar: the name of the grammar resource.
+        engine: the grammar engine (``"llguidance"`` or ``"xgrammar"``).
+    """
+
+    dom, cod = Context @ Draft, Context @ Draft
+    role = "constrain"
+    lossless = False
+    resources = ("grammar",)
+
+    def __init__(self, grammar: str = "grammar", engine: str = "llguidance") -> None:
+        super().__init__(grammar=grammar, engine=engine)
+
+
 class Commit(StepBox):
     """Appends the accepted tokens to the context and keeps only their cache entries."""
 
@@ -767,7 +794,8 @@ def box_from_json(data: Any) -> StepBox:
 __all__ = [
     "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup",
     "TokenRecycling", "DraftModel", "Aded", "Retrieval", "Rasd", "Sized", "Merge",
-    "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Commit",
+    "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Constrain",
+    "Commit",
     "box_to_json", "box_from_json", "ROLES",
     "register_box_class", "box_registry", "is_lossless", "required_resources", "resource_kinds",
     "Context", "Draft", "Scores", "Accepted",

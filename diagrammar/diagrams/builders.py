@@ -17,6 +17,7 @@ from diagrammar.diagrams.boxes import (
     Accept,
     Aded,
     Commit,
+    Constrain,
     Drafter,
     DraftModel,
     GreedyAccept,
@@ -31,17 +32,50 @@ from diagrammar.diagrams.boxes import (
     TokenRecycling,
     Verify,
 )
-from diagrammar.diagrams.errors import PipelineFormatError
+from diagrammar.diagrams.errors import PipelineFormatError, WiringError
 
 #: Named pipelines: name -> builder. Add yours with :func:`register_pipeline`.
 PIPELINES: dict[str, Callable[[], Pipeline]] = {}
 
 
-def speculative(drafter: Drafter, accept: Accept | None = None) -> Pipeline:
-    """One speculative step: draft, verify the tree in one pass, accept, commit."""
+def speculative(drafter: Drafter, accept: Accept | None = None,
+                constrain: Constrain | None = None) -> Pipeline:
+    """One speculative step: draft, (constrain,) verify the tree in one pass, accept, commit.
+
+    >>> print(speculative(PromptLookup(), constrain=Constrain(grammar="json")))
+    PromptLookup >> Constrain(grammar="json") >> Verify >> GreedyAccept >> Commit
+    """
     if not isinstance(drafter, Drafter):
         raise TypeError(f"speculative() takes a Drafter box, not {drafter!r}")
-    return drafter >> Verify() >> (accept if accept is not None else GreedyAccept()) >> Commit()
+    if constrain is not None and not isinstance(constrain, Constrain):
+        raise TypeError(f"constrain must be a Constrain box, not {constrain!r}")
+    step = drafter >> constrain if constrain is not None else drafter
+    return step >> Verify() >> (accept if accept is not None else GreedyAccept()) >> Commit()
+
+
+def constrained(pipeline: Pipeline, constrain: Constrain | None = None) -> Pipeline:
+    """``pipeline`` with a ``Constrain`` box just before its ``Verify`` box, so that any
+    drafter and acceptance rule decode inside a grammar.
+
+    >>> print(constrained(speculative(PromptLookup()), Constrain(grammar="json")))
+    PromptLookup >> Constrain(grammar="json") >> Verify >> GreedyAccept >> Commit
+
+    Raises:
+        WiringError: the pipeline has no single ``Verify`` box, or already constrains.
+    """
+    constrain = constrain if constrain is not None else Constrain()
+    if not isinstance(constrain, Constrain):
+        raise TypeError(f"constrained() takes a Constrain box, not {constrain!r}")
+    layers = list(pipeline.inside)
+    if any(isinstance(box, Constrain) for _, box, _ in layers):
+        raise WiringError("this pipeline is already constrained: it has a Constrain box")
+    verifies = [index for index, (_, box, _) in enumerate(layers) if isinstance(box, Verify)]
+    if len(verifies) != 1:
+        raise WiringError(f"constrained() needs a pipeline with one Verify box, this one has "
+                          f"{len(verifies)}")
+    at = verifies[0]
+    left, _, right = layers[at]
+    return pipeline[:at] >> (left @ constrain @ right) >> pipeline[at:]
 
 
 def autoregressive() -> Pipeline:
@@ -238,7 +272,8 @@ def read_pipeline(name_or_json: str) -> Pipeline:
     )
 
 
-__all__ = ["PIPELINES", "speculative", "autoregressive", "register_pipeline", "read_pipeline",
+__all__ = ["PIPELINES", "speculative", "constrained", "autoregressive", "register_pipeline",
+           "read_pipeline",
            "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_paper",
            "token_recycling_dynamic",
            "token_recycling_sized",

@@ -338,7 +338,8 @@ class _RowStep:
 
         _, _, offset, _ = self.decoder.layers[self.at]
         state = wires[offset]
-        record_verification(state, tree, scores)
+        if scores is not None:
+            scores = record_verification(state, tree, scores)
         wires[offset:offset + 2] = (state, tree, scores)
         return self._run(self.decoder.layers[self.at + 1:], wires)[0]
 

@@ -39,6 +39,7 @@ from diagrammar.decoding.steps import (
 from diagrammar.diagrams.boxes import (
     Aded,
     Commit,
+    Constrain,
     DraftModel,
     GreedyAccept,
     Merge,
@@ -54,6 +55,7 @@ from diagrammar.diagrams.boxes import (
 )
 from diagrammar.functors.backends import ImplementationFactory
 from diagrammar.functors.datastores import load_datastore
+from diagrammar.functors.grammars import constrain_implementation
 
 
 def _token_recycling(box: TokenRecycling, execute: Any) -> DrafterStep:
@@ -135,6 +137,7 @@ IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     GreedyAccept: lambda box, execute: GreedyAcceptStep(),
     SpeculativeSampling: lambda box, execute: SamplingAcceptStep("speculative"),
     SpecTrAccept: lambda box, execute: SamplingAcceptStep("spectr"),
+    Constrain: constrain_implementation,
     Commit: lambda box, execute: commit_step,
 }
 

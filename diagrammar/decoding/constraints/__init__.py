@@ -1,0 +1,1 @@
+"""Constrained decoding: grammar engines behind one contract, and the Constrain step."""

@@ -17,9 +17,10 @@ ValueError: unknown grammar format 'yaml'; known: json_schema, lark, regex
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -101,5 +102,172 @@ class GrammarEngine(Protocol):
         ...
 
 
+T = TypeVar("T")
+
+#: Stack of the thread that compiles: deeply nested grammars recurse deeply inside the engines
+#: (llguidance overflows the default 8 MiB on a chain of a few thousand rules). Only the pages
+#: actually touched are committed; where such a stack cannot be had, the default one is used.
+COMPILE_STACK_BYTES = 256 * 1024 * 1024
+
+
+def compile_within(build: Callable[[], T], timeout: float, what: str) -> T:
+    """``build()`` run in a worker thread, or a :class:`GrammarError` after ``timeout`` seconds.
+
+    Both engines release the GIL while they compile, so the deadline holds; a thread cannot
+    be killed, though: after a timeout the engine finishes (and its result is dropped) in the
+    background. Exceptions of ``build`` are raised here.
+
+    >>> compile_within(lambda: 42, 1.0, "answer")
+    42
+    >>> import time
+    >>> try:
+    ...     compile_within(lambda: time.sleep(0.5), 0.01, "grammar 'slow'")
+    ... except GrammarError as error:
+    ...     print(error)
+    grammar 'slow': compiling took longer than 0.01 s; simplify it or raise the timeout
+    """
+    if not timeout > 0:
+        raise ValueError(f"timeout must be positive seconds, not {timeout!r}")
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["value"] = build()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=work, name=f"compile {what}", daemon=True)
+    previous = threading.stack_size()
+    try:
+        threading.stack_size(COMPILE_STACK_BYTES)
+        worker.start()
+    except (ValueError, RuntimeError):      # no such stack here: the default one, then
+        threading.stack_size(previous)
+        worker = threading.Thread(target=work, name=f"compile {what}", daemon=True)
+        worker.start()
+    finally:
+        threading.stack_size(previous)
+    worker.join(timeout)
+    if worker.is_alive():
+        raise GrammarError(f"{what}: compiling took longer than {timeout:g} s; simplify it or "
+                           "raise the timeout")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class BitmaskMatcher:
+    """What engine adapters share: a :class:`Matcher` over an engine that fills a packed
+    bitmask (32 tokens per ``int32`` word, least significant bit first) and consumes all of a
+    token list or none of it. A subclass supplies five hooks (``_fill``, ``_consume``,
+    ``_undo``, ``_accepting``, ``_stopped``); this class keeps the contract around them:
+
+    - masks are boolean arrays of the model's ``vocab_size``;
+    - the end token ``eos`` is handled here, never passed to the engine: it may come last in
+      :meth:`advance`, only where the output is accepting; after it nothing is allowed (and it
+      rolls back like any token);
+    - ids outside the vocabulary are refused, not errors.
+
+    >>> class Even(BitmaskMatcher):      # toy engine: even ids, at most two; 1 ends
+    ...     seen = 0
+    ...     def _fill(self, words):
+    ...         words[:] = 0
+    ...         if self.seen < 2: words[0] = 0b0101
+    ...         if self._accepting(): words[0] |= 0b0010
+    ...     def _consume(self, tokens):
+    ...         if any(t % 2 for t in tokens) or self.seen + len(tokens) > 2: return False
+    ...         self.seen += len(tokens); return True
+    ...     def _undo(self, count): self.seen -= count
+    ...     def _accepting(self): return self.seen > 0
+    ...     def _stopped(self): return self.seen == 2
+    >>> m = Even(vocab_size=5, eos=1, name="even")
+    >>> m.allowed().tolist(), m.advance([1]), m.advance([0, 3])
+    ([True, False, True, False, False], False, False)
+    >>> m.advance([2, 1]), m.is_stopped(), bool(m.allowed().any())
+    (True, True, False)
+    >>> m.rollback(2); m.allowed().tolist()
+    [True, False, True, False, False]
+    """
+
+    def __init__(self, vocab_size: int, eos: int, name: str) -> None:
+        self.vocab_size = vocab_size
+        self.eos = eos
+        self.name = name
+        self._words = np.zeros((vocab_size + 31) // 32, dtype=np.int32)
+        self._consumed = 0                 # tokens the engine has consumed
+        self._ended = False                # the end token came after them
+
+    # -- hooks -------------------------------------------------------------------------
+    def _fill(self, words: np.ndarray) -> None:
+        """Writes the engine's mask into ``words`` (``int32``, ``ceil(vocab_size / 32)``)."""
+        raise NotImplementedError
+
+    def _consume(self, tokens: list[int]) -> bool:
+        """Consumes all of ``tokens`` (none is the end token), or none of them and false."""
+        raise NotImplementedError
+
+    def _undo(self, count: int) -> None:
+        """Un-consumes the engine's last ``count`` tokens."""
+        raise NotImplementedError
+
+    def _accepting(self) -> bool:
+        raise NotImplementedError
+
+    def _stopped(self) -> bool:
+        raise NotImplementedError
+
+    # -- the Matcher contract ----------------------------------------------------------
+    def allowed(self) -> np.ndarray:
+        """Tokens that keep the output a valid prefix, and the end token where it may end;
+        none after the end token."""
+        if self._ended:
+            return np.zeros(self.vocab_size, dtype=bool)
+        self._fill(self._words)
+        bits = np.unpackbits(self._words.view(np.uint8), count=self.vocab_size,
+                             bitorder="little")
+        return bits.view(bool)
+
+    def advance(self, tokens: Sequence[int]) -> bool:
+        """Consumes ``tokens``; false (and nothing consumed) when one is not allowed."""
+        tokens = [int(token) for token in tokens]
+        if not tokens:
+            return True
+        if self._ended:
+            return False
+        end = tokens[-1] == self.eos
+        body = tokens[:-1] if end else tokens
+        if any(token == self.eos or not 0 <= token < self.vocab_size for token in body):
+            return False
+        if body and not self._consume(body):
+            return False
+        if end and not self._accepting():
+            if body:
+                self._undo(len(body))
+            return False
+        self._consumed += len(body)
+        self._ended = end
+        return True
+
+    def rollback(self, count: int) -> None:
+        """Un-consumes the last ``count`` tokens (the end token counts as one)."""
+        if not 0 <= count <= self._consumed + self._ended:
+            raise ValueError(f"matcher of {self.name!r}: cannot roll back {count} tokens; "
+                             f"{self._consumed + self._ended} consumed")
+        if count and self._ended:
+            count -= 1
+            self._ended = False
+        if count:
+            self._undo(count)
+            self._consumed -= count
+
+    def is_accepting(self) -> bool:
+        """Whether the output so far is complete (it may end here)."""
+        return self._ended or self._accepting()
+
+    def is_stopped(self) -> bool:
+        """Whether nothing but the end token may follow (or it came already)."""
+        return self._ended or self._stopped()
+
+
 __all__ = ["FORMATS", "GrammarError", "GrammarSpec", "Matcher", "CompiledGrammar",
-           "GrammarEngine"]
+           "GrammarEngine", "BitmaskMatcher", "compile_within"]

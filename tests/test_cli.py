@@ -224,3 +224,32 @@ def test_generate_refuses_a_step_that_never_commits_in_one_line(run, saved_model
     result = run("generate", "--model", str(saved_model_dir), "--pipeline", identity,
                  "--prompt", "def f(x):", "--max-new-tokens", "4")
     _one_line_failure(result, "no box that commits")
+
+
+def test_generate_decodes_inside_a_grammar(run, saved_model_dir, tmp_path):
+    import re
+
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps({"enum": ["yes", "no"]}))
+    for args in (["--json-schema", str(schema)], ["--regex", "[a-c]{2,5}"],
+                 ["--grammar", "arithmetic", "--engine", "xgrammar"]):
+        result = run("generate", "--model", str(saved_model_dir), "--prompt", "x = ",
+                     "--max-new-tokens", "12", "--json", *args)
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.output)
+        assert "Constrain" in json.dumps(out["pipeline"])
+        text = out["text"].replace("<|endoftext|>", "")
+        if args[0] == "--json-schema":
+            assert text in ('"yes"', '"no"')
+        elif args[0] == "--regex":
+            assert re.fullmatch("[a-c]{0,5}", text)
+
+
+def test_bad_grammar_options_are_one_clear_line(run, saved_model_dir, tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    for args, message in ((["--regex", "[a-", "--grammar", "json"], "at most one"),
+                          (["--json-schema", str(tmp_path / "bad.json")], "is not JSON"),
+                          (["--grammar", "yaml"], "built-in grammar name"),
+                          (["--regex", "[a-"], "regular expression at position 0")):
+        result = run("generate", "--model", str(saved_model_dir), "--prompt", "x", *args)
+        assert result.exit_code == 1 and message in result.output, result.output

@@ -47,7 +47,9 @@ from diagrammar.diagrams.builders import (
     register_pipeline,
     speculative,
 )
+from diagrammar.diagrams.builtin_grammars import BUILTIN_GRAMMARS, builtin
 from diagrammar.diagrams.errors import DiagramError, PipelineFormatError, WiringError
+from diagrammar.diagrams.grammar import Grammar, GrammarDefinitionError
 from diagrammar.diagrams.serialize import from_json, load_pipeline, save_pipeline, to_json
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
@@ -57,7 +59,7 @@ __all__ = [
     "NoDraft", "Pipeline", "PromptLookup", "SpecTrAccept", "SpeculativeSampling", "StepBox",
     "Swap", "TokenRecycling", "Verify",
     "PIPELINES", "autoregressive", "constrained", "read_pipeline", "register_pipeline",
-    "speculative",
+    "speculative", "Grammar", "GrammarDefinitionError", "BUILTIN_GRAMMARS", "builtin",
     "DiagramError", "PipelineFormatError", "WiringError", "from_json", "load_pipeline",
     "save_pipeline", "to_json", "Accepted", "Context", "Draft", "Scores", "Ty", "ROLES",
     "box_registry", "is_lossless", "register_box_class", "required_resources",

@@ -9,7 +9,10 @@ top (the QNLP models and training, ``bench``, the command line) may.
 (the table is :mod:`~diagrammar.functors.implementations`); a backend
 (:mod:`~diagrammar.functors.backends`) is a model loader. ``Draw`` maps boxes to coloured
 drawing boxes. ``PredictSpeed`` maps boxes to their cost in a step and a diagram to its
-predicted tokens per second (:mod:`~diagrammar.functors.predict`).
+predicted tokens per second (:mod:`~diagrammar.functors.predict`). ``ToLark`` and ``ToGBNF``
+map grammar diagrams to the texts grammar engines read, ``DrawGrammar`` to pictures, and
+``load_grammar`` turns any grammar resource (a grammar diagram, a JSON Schema, a Pydantic
+model, a regex, a file, a built-in name) into the spec a ``Constrain`` box compiles.
 
 >>> from diagrammar.diagrams import PromptLookup, speculative
 >>> from diagrammar.functors import Draw
@@ -25,6 +28,8 @@ from diagrammar.functors.backends import (
 )
 from diagrammar.functors.draw import Draw
 from diagrammar.functors.execute import CompiledDiagram, Decoder, Execute, ExecuteError, generate
+from diagrammar.functors.grammar import DrawGrammar, ToGBNF, ToLark, accepts, parse, to_spec
+from diagrammar.functors.grammars import load_grammar
 from diagrammar.functors.predict import (
     AcceptanceProfile,
     MissingProfileError,
@@ -35,4 +40,5 @@ from diagrammar.functors.predict import (
 
 __all__ = ["BACKENDS", "Backend", "backend_registry", "register_backend", "Execute",
            "ExecuteError", "Decoder", "CompiledDiagram", "Draw", "generate", "PredictSpeed",
-           "AcceptanceProfile", "StepProfile", "SpeedPrediction", "MissingProfileError"]
+           "AcceptanceProfile", "StepProfile", "SpeedPrediction", "MissingProfileError",
+           "ToLark", "ToGBNF", "DrawGrammar", "to_spec", "parse", "accepts", "load_grammar"]

@@ -8,13 +8,18 @@ A grammar resource is any of:
 * a JSON Schema as a ``dict``;
 * a Pydantic model class or a dataclass type (its JSON Schema; the KnowCoder idea of schemas
   written as code);
-* a path to a file: ``.lark`` (Lark grammar), ``.json`` (JSON Schema), ``.regex`` (a pattern);
-* the text ``"regex:PATTERN"``, ``"lark:GRAMMAR"``, or the name of a built-in grammar.
+* a path to a file: ``.lark`` or ``.gbnf`` (a grammar), ``.json`` (JSON Schema), ``.regex``
+  (a pattern);
+* the text ``"regex:PATTERN"``, ``"lark:GRAMMAR"``, or the name of a built-in grammar
+  (``json``, ``arithmetic``, ``sql_select``, ``python``: function bodies, indentation unrolled
+  to a fixed depth for the engines).
 
 >>> load_grammar({"type": "integer"}).format
 'json_schema'
->>> load_grammar("regex:[0-9]+")
-GrammarSpec(format='regex', source='[0-9]+', name='regex')
+>>> load_grammar("regex:[0-9]+").source
+'[0-9]+'
+>>> load_grammar("sql_select").format
+'lark'
 >>> load_grammar(3)
 Traceback (most recent call last):
 ...
@@ -23,99 +28,78 @@ diagrammar.decoding.constraints.protocol.GrammarError: cannot use 3 (int) as a g
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import re
+import typing
 from pathlib import Path
 from typing import Any
 
 from diagrammar.decoding.constraints.protocol import GrammarError, GrammarSpec
 
-_SUFFIXES = {".lark": "lark", ".json": "json_schema", ".regex": "regex"}
+_SUFFIXES = (".lark", ".json", ".regex", ".gbnf")
 _KINDS = ("a GrammarSpec, a grammar diagram, a JSON Schema dict, a Pydantic model or "
-          "dataclass, a .lark/.json/.regex file, 'regex:...', 'lark:...' or a built-in "
-          "grammar name")
+          "dataclass, a .lark/.gbnf/.json/.regex file, 'regex:...', 'lark:...' or a built-in "
+          "grammar name (json, arithmetic, sql_select, python)")
 
-
-def _builtin(name: str) -> GrammarSpec | None:
-    try:
-        from diagrammar.diagrams import builtin_grammars
-    except ImportError:
-        return None
-    find = getattr(builtin_grammars, "builtin_grammar", None)
-    if find is None:
-        return None
-    try:
-        grammar = find(name)
-    except (KeyError, ValueError):
-        return None
-    return load_grammar(grammar)
-
-
-def _schema_of_type(kind: type) -> dict[str, Any] | None:
-    schema = getattr(kind, "model_json_schema", None)          # a Pydantic model
-    if callable(schema):
-        return schema()
-    if dataclasses.is_dataclass(kind):
-        try:
-            from pydantic import TypeAdapter
-        except ImportError as error:
-            raise GrammarError("a dataclass grammar needs pydantic for its JSON Schema: "
-                               "pip install pydantic") from error
-        return TypeAdapter(kind).json_schema()
-    return None
+#: Built-in grammars as engines read them: Python's indentation unrolled to a fixed depth
+#: (llguidance and xgrammar have no INDENT/DEDENT post-lexer).
+_ENGINE_FORMS = {"python": "python_unrolled"}
 
 
 def load_grammar(value: Any) -> GrammarSpec:
-    """The :class:`GrammarSpec` of a grammar resource (see the module for what it may be).
+    """The :class:`GrammarSpec` of a grammar resource (see the module for what it may be),
+    checked by the front-ends (a fault is reported with its position).
 
     Raises:
         GrammarError: a value that is none of those, a file that cannot be read or parsed.
     """
+    from diagrammar.functors.grammar import to_spec
+    from diagrammar.functors.grammar_sources import (
+        as_spec,
+        from_gbnf,
+        from_lark,
+        json_schema_spec,
+        regex_spec,
+    )
+
     if isinstance(value, GrammarSpec):
         return value
-    to_spec = getattr(value, "grammar_spec", None)
-    if callable(to_spec):
-        return to_spec()
-    if isinstance(value, dict):
-        return GrammarSpec("json_schema", value, str(value.get("title", "json_schema")))
-    if isinstance(value, type):
-        schema = _schema_of_type(value)
-        if schema is not None:
-            return GrammarSpec("json_schema", schema, value.__name__)
-    if isinstance(value, Path) or (isinstance(value, str) and Path(value).suffix in _SUFFIXES
-                                   and Path(value).is_file()):
-        return _from_file(Path(value))
+    to_own_spec = getattr(value, "grammar_spec", None)
+    if callable(to_own_spec):
+        return to_own_spec()
+    if isinstance(value, str) and Path(value).suffix in _SUFFIXES and Path(value).is_file():
+        value = Path(value)
+    if isinstance(value, Path):
+        if value.suffix not in _SUFFIXES:
+            raise GrammarError(f"grammar file {value}: unknown kind {value.suffix!r}; use "
+                               f"{', '.join(_SUFFIXES)}")
+        if value.suffix == ".json":
+            return json_schema_spec(value)
+        try:
+            text = value.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise GrammarError(f"cannot read grammar file {value}: {error}") from None
+        if value.suffix == ".regex":
+            return regex_spec(text.strip(), value.stem)
+        grammar = from_lark(text) if value.suffix == ".lark" else from_gbnf(text)
+        return to_spec(grammar, value.stem)
     if isinstance(value, str):
-        for prefix in ("regex", "lark"):
-            if value.startswith(prefix + ":"):
-                return GrammarSpec(prefix, value[len(prefix) + 1:], prefix)
-        builtin = _builtin(value)
-        if builtin is not None:
-            return builtin
+        if value.startswith("regex:"):
+            return regex_spec(value[len("regex:"):])
+        if value.startswith("lark:"):
+            return to_spec(from_lark(value[len("lark:"):]), "lark")
+        from diagrammar.diagrams.builtin_grammars import BUILTIN_GRAMMARS, builtin
+
+        if value in BUILTIN_GRAMMARS:
+            return to_spec(builtin(_ENGINE_FORMS.get(value, value)), value)
         raise GrammarError(f"grammar {value!r} is not a file, a 'regex:'/'lark:' text or a "
                            f"built-in grammar name: give {_KINDS}")
-    raise GrammarError(f"cannot use {value!r} ({type(value).__name__}) as a grammar: give "
-                       f"{_KINDS}")
+    from diagrammar.diagrams.grammar import Grammar
 
-
-def _from_file(path: Path) -> GrammarSpec:
-    kind = _SUFFIXES.get(path.suffix)
-    if kind is None:
-        raise GrammarError(f"grammar file {path}: unknown kind {path.suffix!r}; use .lark, "
-                           ".json (JSON Schema) or .regex")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise GrammarError(f"cannot read grammar file {path}: {error.strerror}") from None
-    if kind == "json_schema":
-        try:
-            source: Any = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise GrammarError(f"{path}: not JSON (line {error.lineno}, column {error.colno}: "
-                               f"{error.msg})") from None
-    else:
-        source = text.strip() if kind == "regex" else text
-    return GrammarSpec(kind, source, path.stem)
+    if not isinstance(value, (dict, type, re.Pattern, Grammar)) \
+            and typing.get_origin(value) is None:
+        raise GrammarError(f"cannot use {value!r} ({type(value).__name__}) as a grammar: give "
+                           f"{_KINDS}")
+    return as_spec(value)
 
 
 def constrain_implementation(box: Any, execute: Any) -> Any:

@@ -282,3 +282,82 @@ def test_constrain_step_keeps_refused_sampled_nodes_for_rejection():
     state, kept = step(state, tree)
     assert kept.tokens == [5, 9] and kept.proposals[-1][0].draws == (5, 9)
     assert state.score_masks[1][2] is None
+
+
+# -- real grammars, a real tokenizer and both engines ------------------------------------------
+_PROPERTIES = {
+    "count": {"type": "integer", "minimum": 0, "maximum": 500},
+    "ok": {"type": "boolean"},
+    "kind": {"enum": ["alpha", "beta", "gamma"]},
+    "label": {"type": "string", "maxLength": 8},
+    "sizes": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 9},
+              "maxItems": 3},
+}
+_PROMPTS = ["import json\n\nCONFIG = '", "def load():\n    return json.loads('",
+            "# settings\nvalue = "]
+_TINY: dict = {}
+
+
+def _tiny_lm(default_tiny):
+    if "lm" not in _TINY:
+        import copy
+
+        model, tokenizer = default_tiny
+        _TINY["lm"] = HFCausalLM(copy.deepcopy(model).double(), tokenizer)
+    return _TINY["lm"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keys=st.lists(st.sampled_from(sorted(_PROPERTIES)), min_size=1, max_size=3,
+                     unique=True),
+       compact=st.booleans(), engine=st.sampled_from(["llguidance", "xgrammar"]),
+       prompt=st.sampled_from(_PROMPTS), tree_seed=st.integers(0, 2**31),
+       max_new_tokens=st.integers(4, 40))
+def test_json_schemas_decode_identically_with_speculation_on_both_engines(
+        default_tiny, keys, compact, engine, prompt, tree_seed, max_new_tokens):
+    """Random schemas from a small family, the tiny default model and its tokenizer (float64):
+    constrained speculation (prompt lookup; random trees) equals constrained greedy, and every
+    output is valid JSON under the schema once it ends (a valid prefix before)."""
+    import json
+
+    import jsonschema
+
+    from diagrammar.decoding.constraints.engines import compile_grammar
+    from diagrammar.diagrams import constrained
+    from diagrammar.functors.grammars import load_grammar
+
+    lm = _tiny_lm(default_tiny)
+    schema = {"type": "object", "properties": {k: _PROPERTIES[k] for k in keys},
+              "required": keys, "additionalProperties": False}
+    if compact:
+        schema["x-guidance"] = {"whitespace_flexible": False}
+    box = Constrain(grammar="schema", engine=engine)
+    execute = Execute(lm, resources={"schema": schema})
+    greedy = execute(speculative(NoDraft(), constrain=box)).generate(prompt, max_new_tokens)
+    drafters: list[RandomDraftDrafter] = []
+
+    def factory(random_box, execute):
+        drafters.append(RandomDraftDrafter(random_box.spec["seed"], greedy.tokens + [5] * 8))
+        return DrafterStep(drafters[-1])
+
+    custom = Execute(lm, implementations={RandomDraft: factory}, resources={"schema": schema})
+    for step in (speculative(PromptLookup(), constrain=box),
+                 constrained(speculative(RandomDraft(seed=tree_seed)), box)):
+        decoder = custom(step)
+        assert decoder.generate(prompt, max_new_tokens).tokens == greedy.tokens
+    matcher = compile_grammar(load_grammar(schema), lm.tokenizer, lm.vocab_size,
+                              engine=engine).matcher()
+    assert matcher.advance(greedy.tokens)
+    if greedy.tokens and greedy.tokens[-1] in lm.eos_token_ids:
+        text = lm.decode(greedy.tokens[:-1])
+        jsonschema.validate(json.loads(text), schema)
+
+
+def test_a_complete_json_value_ends_with_the_end_token(default_tiny):
+    lm = _tiny_lm(default_tiny)
+    schema = {"enum": ["alpha", "beta"]}
+    decoder = Execute(lm, resources={"g": schema})(
+        speculative(PromptLookup(), constrain=Constrain(grammar="g")))
+    result = decoder.generate("x = ", 20)
+    assert result.tokens[-1] in lm.eos_token_ids
+    assert lm.decode(result.tokens[:-1]) in ('"alpha"', '"beta"')

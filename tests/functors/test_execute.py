@@ -11,6 +11,7 @@ from diagrammar.decoding.steps import DrafterStep
 from diagrammar.diagrams import (
     Aded,
     Commit,
+    Constrain,
     Context,
     Drafter,
     DraftModel,
@@ -27,6 +28,7 @@ from diagrammar.diagrams import (
     TokenRecycling,
     autoregressive,
     box_registry,
+    constrained,
     speculative,
 )
 from diagrammar.functors import CompiledDiagram, Decoder, Execute, ExecuteError, generate
@@ -159,8 +161,8 @@ def test_every_builtin_box_runs_on_the_torch_backend(model):
     steps = [speculative(drafter, accept())
              for accept in (GreedyAccept, SpeculativeSampling, SpecTrAccept)]
     used = {type(box) for step in steps for box in step.boxes} | {
-        type(d) for d in drafter.drafters} | {Retrieval}
-    assert used == builtin
+        type(d) for d in drafter.drafters} | {Retrieval, Constrain}
+    assert used == builtin   # Constrain runs below, on a model with a tokenizer
     store = Datastore.from_token_lists([PROMPT * 3])
     curve = {"sizes": [1, 8], "median_seconds": [1.0, 1.5]}
     for step in steps:
@@ -174,3 +176,17 @@ def test_custom_functor_example_runs():
     out = subprocess.run([sys.executable, str(example)], capture_output=True, text=True,
                          timeout=300, check=True).stdout
     assert out.count("identical to greedy: True") == 2
+
+
+def test_constrain_runs_on_the_torch_backend_with_a_real_engine(saved_model_dir):
+    """The Constrain box through the implementation table: a grammar resource compiled by
+    each engine for the model's tokenizer; every output matches the grammar."""
+    import re
+
+    for engine in ("llguidance", "xgrammar"):
+        execute = Execute(str(saved_model_dir), resources={"g": "regex:[a-d]+( [a-d]+)*"})
+        step = constrained(speculative(PromptLookup()), Constrain(grammar="g", engine=engine))
+        result = execute(step).generate("abc abc abc", 12)
+        assert result.tokens and re.fullmatch(r"[a-d]+( [a-d]+)*", result.text.rstrip(
+            execute.model.tokenizer.eos_token or "")), result.text
+

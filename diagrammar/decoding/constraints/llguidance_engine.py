@@ -104,8 +104,11 @@ def lark_text(spec: GrammarSpec) -> str:
         return f"start: /{ascii_classes}/" + NO_FORCING
     schema = json.loads(schema_text(spec.source, spec.name))
     if isinstance(schema, dict):
-        options = schema.get("x-guidance")
-        schema = {**schema, "x-guidance": {**JSON_OPTIONS, **(options or {})}}
+        options = dict(schema.get("x-guidance") or {})
+        if options.get("whitespace_flexible") is False:      # compact: fixed separators,
+            options.setdefault("item_separator", ",")          # the same on both engines
+            options.setdefault("key_separator", ":")
+        schema = {**schema, "x-guidance": {**JSON_OPTIONS, **options}}
     return f"start: %json {json.dumps(schema)}" + NO_FORCING
 
 

@@ -241,8 +241,15 @@ class XGrammarEngine:
                     if found:
                         raise GrammarError(f"{what}: xgrammar does not support the JSON "
                                            f"Schema keyword {found}")
-                    compiled = compiler.compile_json_schema(text, strict_mode=False,
-                                                            any_whitespace=True)
+                    schema = json.loads(text)
+                    options = schema.get("x-guidance") or {} if isinstance(schema, dict) \
+                        else {}
+                    flexible = bool(options.get("whitespace_flexible", True))
+                    separators = None if flexible else (
+                        options.get("item_separator", ","), options.get("key_separator", ":"))
+                    compiled = compiler.compile_json_schema(
+                        text, strict_mode=False, any_whitespace=flexible,
+                        separators=separators)
             except RuntimeError as error:
                 raise GrammarError(f"{what}: {_message(error)}") from None
             return XGrammarGrammar(spec, compiled, vocab_size, tokenizer.eos_token_id)

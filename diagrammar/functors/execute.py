@@ -277,8 +277,7 @@ class Decoder(CompiledDiagram):
 
 def _is_batch(prompt: Any) -> bool:
     """Whether ``prompt`` is a list of prompts (texts or id lists), not one prompt."""
-    if isinstance(prompt, str) or not isinstance(prompt, Sequence | Iterator) \
-            or hasattr(prompt, "shape"):
+    if isinstance(prompt, str) or not isinstance(prompt, Sequence):
         return False
     return len(prompt) > 0 and all(isinstance(p, str) or (
         isinstance(p, Sequence) and not isinstance(p, str)) for p in prompt)

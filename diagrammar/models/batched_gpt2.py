@@ -29,14 +29,13 @@ check every row's scores against a single-sequence session (float64: 1e-9).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from diagrammar.models.fast_gpt2 import _Layer
+from diagrammar.models.fast_gpt2 import GPT2Weights
 from diagrammar.models.session import CachedSession, synchronize_device
 from diagrammar.models.tree_mask import tree_layout
 
@@ -80,19 +79,11 @@ class GPT2Batch:
     def __init__(self, model: torch.nn.Module, max_batch: int) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-        config = model.config
-        transformer = model.transformer
-        self.wte = transformer.wte.weight
-        self.wpe = transformer.wpe.weight
-        self.lnf_w, self.lnf_b = transformer.ln_f.weight, transformer.ln_f.bias
-        self.eps = config.layer_norm_epsilon
-        self.width = config.n_embd
-        self.heads = config.n_head
-        self.head_dim = self.width // self.heads
-        self.scale = 1.0 / math.sqrt(self.head_dim)
-        self.layers = [_Layer(block) for block in transformer.h]
-        self.device = self.wte.device
-        self.dtype = self.wte.dtype
+        self.weights = weights = GPT2Weights(model)
+        self.wte, self.wpe = weights.wte, weights.wpe
+        self.width, self.heads, self.head_dim = weights.width, weights.heads, weights.head_dim
+        self.scale, self.layers = weights.scale, weights.layers
+        self.device, self.dtype = weights.device, weights.dtype
         self.max_batch = max_batch
         self.rows: list[GPT2Row] = []
         self.capacity = 0
@@ -150,22 +141,17 @@ class GPT2Batch:
         """Runs a prompt into an empty row, causally (no explicit mask: the fast attention)."""
         n = len(ids)
         slot = row.slot
-        heads, head_dim, width, eps = self.heads, self.head_dim, self.width, self.eps
+        heads, head_dim, width, weights = self.heads, self.head_dim, self.width, self.weights
         with torch.inference_mode():
             x = F.embedding(torch.tensor(ids, device=self.device), self.wte) + self.wpe[:n]
             for layer in self.layers:
-                h = F.layer_norm(x, (width,), layer.ln1_w, layer.ln1_b, eps)
-                q, k, v = torch.addmm(layer.attn_b, h, layer.attn_w).split(width, dim=1)
+                q, k, v = weights.qkv(x, layer)
                 layer.keys[slot, :, :n] = k.view(n, heads, head_dim).transpose(0, 1)
                 layer.values[slot, :, :n] = v.view(n, heads, head_dim).transpose(0, 1)
                 attended = F.scaled_dot_product_attention(
                     q.view(n, heads, head_dim).transpose(0, 1), layer.keys[slot, :, :n],
                     layer.values[slot, :, :n], is_causal=True, scale=self.scale)
-                attended = attended.transpose(0, 1).reshape(n, width)
-                x = torch.addmm(layer.proj_b, attended, layer.proj_w) + x
-                h = F.layer_norm(x, (width,), layer.ln2_w, layer.ln2_b, eps)
-                h = layer.act(torch.addmm(layer.fc_b, h, layer.fc_w))
-                x = torch.addmm(layer.fc2_b, h, layer.fc2_w) + x
+                x = weights.rest(x, attended.transpose(0, 1).reshape(n, width), layer)
         row.cache_length = n
 
     def remove(self, row: GPT2Row) -> None:
@@ -244,14 +230,12 @@ class GPT2Batch:
         positions, mask = self._layout(entries, n, lengths)
         kv = mask.shape[-1]
         write = lengths[:, None] + torch.arange(n, device=device)[None, :]   # (rows, n)
-        heads, head_dim, width, eps = self.heads, self.head_dim, self.width, self.eps
+        heads, head_dim, width, weights = self.heads, self.head_dim, self.width, self.weights
         with torch.inference_mode():
             x = F.embedding(ids, self.wte) + F.embedding(positions, self.wpe)   # (rows, n, w)
             x = x.view(rows * n, width)
             for layer in self.layers:
-                h = F.layer_norm(x, (width,), layer.ln1_w, layer.ln1_b, eps)
-                qkv = torch.addmm(layer.attn_b, h, layer.attn_w)
-                q, k, v = qkv.split(width, dim=1)
+                q, k, v = weights.qkv(x, layer)
                 k = k.view(rows, n, heads, head_dim)
                 v = v.view(rows, n, heads, head_dim)
                 layer.keys[slot_index[:, None], :, write] = k
@@ -264,11 +248,7 @@ class GPT2Batch:
                 attended = F.scaled_dot_product_attention(
                     q.view(rows, n, heads, head_dim).transpose(1, 2), keys, values,
                     attn_mask=mask, scale=self.scale)
-                attended = attended.transpose(1, 2).reshape(rows * n, width)
-                x = torch.addmm(layer.proj_b, attended, layer.proj_w) + x
-                h = F.layer_norm(x, (width,), layer.ln2_w, layer.ln2_b, eps)
-                h = layer.act(torch.addmm(layer.fc_b, h, layer.fc_w))
-                x = torch.addmm(layer.fc2_b, h, layer.fc2_w) + x
+                x = weights.rest(x, attended.transpose(1, 2).reshape(rows * n, width), layer)
             sizes = [len(ids) for _, ids, _ in entries]
             if all(size == n for size in sizes):
                 real = x
@@ -276,8 +256,7 @@ class GPT2Batch:
                 keep = torch.cat([torch.arange(size, device=device) + row * n
                                   for row, size in enumerate(sizes)])
                 real = x.index_select(0, keep)
-            real = F.layer_norm(real, (width,), self.lnf_w, self.lnf_b, eps)
-            return list(F.linear(real, self.wte).split(sizes))
+            return list(weights.logits(real).split(sizes))
 
 
 __all__ = ["GPT2Batch", "GPT2Row"]

@@ -59,18 +59,11 @@ class _Layer:
         self.act = block.mlp.act.forward
 
 
-class FastGPT2Session(CachedSession):
-    """The KV cache of one sequence under a GPT-2 model, scored tree by tree.
+class GPT2Weights:
+    """A GPT-2 model's weights and shapes, read once, and the arithmetic of a block around its
+    attention (shared by the single-sequence and the batched lean forward)."""
 
-    The contract of :class:`~diagrammar.models.session.CachedSession`: the cache holds every
-    committed token but the last (the root); ``verify`` scores root and tree in one pass;
-    ``keep`` keeps the accepted path.
-    """
-
-    def __init__(self, model: torch.nn.Module, prompt_ids: Sequence[int]) -> None:
-        ids = list(prompt_ids)
-        if not ids:
-            raise ValueError("the prompt is empty: give at least one token")
+    def __init__(self, model: torch.nn.Module) -> None:
         config = model.config
         transformer = model.transformer
         self.wte = transformer.wte.weight
@@ -84,6 +77,42 @@ class FastGPT2Session(CachedSession):
         self.layers = [_Layer(block) for block in transformer.h]
         self.device = self.wte.device
         self.dtype = self.wte.dtype
+
+    def qkv(self, x: torch.Tensor, layer: _Layer) -> tuple[torch.Tensor, ...]:
+        """Queries, keys and values of ``x`` (tokens x width) in ``layer``."""
+        h = F.layer_norm(x, (self.width,), layer.ln1_w, layer.ln1_b, self.eps)
+        return torch.addmm(layer.attn_b, h, layer.attn_w).split(self.width, dim=1)
+
+    def rest(self, x: torch.Tensor, attended: torch.Tensor, layer: _Layer) -> torch.Tensor:
+        """The block after attention: projection, residual, MLP, residual."""
+        x = torch.addmm(layer.proj_b, attended, layer.proj_w) + x
+        h = F.layer_norm(x, (self.width,), layer.ln2_w, layer.ln2_b, self.eps)
+        h = layer.act(torch.addmm(layer.fc_b, h, layer.fc_w))
+        return torch.addmm(layer.fc2_b, h, layer.fc2_w) + x
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The final layer norm and the tied output embedding."""
+        x = F.layer_norm(x, (self.width,), self.lnf_w, self.lnf_b, self.eps)
+        return F.linear(x, self.wte)
+
+
+class FastGPT2Session(CachedSession):
+    """The KV cache of one sequence under a GPT-2 model, scored tree by tree.
+
+    The contract of :class:`~diagrammar.models.session.CachedSession`: the cache holds every
+    committed token but the last (the root); ``verify`` scores root and tree in one pass;
+    ``keep`` keeps the accepted path.
+    """
+
+    def __init__(self, model: torch.nn.Module, prompt_ids: Sequence[int]) -> None:
+        ids = list(prompt_ids)
+        if not ids:
+            raise ValueError("the prompt is empty: give at least one token")
+        self.weights = weights = GPT2Weights(model)
+        self.wte, self.wpe = weights.wte, weights.wpe
+        self.width, self.heads, self.head_dim = weights.width, weights.heads, weights.head_dim
+        self.scale, self.layers = weights.scale, weights.layers
+        self.device, self.dtype = weights.device, weights.dtype
         self.capacity = 0
         self._allocate(max(64, 2 * len(ids)))
         super().__init__(0)
@@ -120,27 +149,21 @@ class FastGPT2Session(CachedSession):
         if mask is None and n > 1:
             mask = torch.ones((n, end), dtype=torch.bool, device=self.device)
             mask[:, start:] = torch.ones((n, n), dtype=torch.bool, device=self.device).tril_()
-        heads, head_dim, width, eps = self.heads, self.head_dim, self.width, self.eps
+        heads, head_dim, width = self.heads, self.head_dim, self.width
+        weights = self.weights
         x = F.embedding(torch.tensor(ids, device=self.device), self.wte) + F.embedding(
             positions, self.wpe)
         for layer in self.layers:
-            h = F.layer_norm(x, (width,), layer.ln1_w, layer.ln1_b, eps)
-            qkv = torch.addmm(layer.attn_b, h, layer.attn_w)
-            q, k, v = qkv.split(width, dim=1)
+            q, k, v = weights.qkv(x, layer)
             layer.keys[:, start:end] = k.view(n, heads, head_dim).transpose(0, 1)
             layer.values[:, start:end] = v.view(n, heads, head_dim).transpose(0, 1)
             attended = F.scaled_dot_product_attention(
                 q.view(n, heads, head_dim).transpose(0, 1), layer.keys[:, :end],
                 layer.values[:, :end], attn_mask=mask, scale=self.scale)
-            attended = attended.transpose(0, 1).reshape(n, width)
-            x = torch.addmm(layer.proj_b, attended, layer.proj_w) + x
-            h = F.layer_norm(x, (width,), layer.ln2_w, layer.ln2_b, eps)
-            h = layer.act(torch.addmm(layer.fc_b, h, layer.fc_w))
-            x = torch.addmm(layer.fc2_b, h, layer.fc2_w) + x
+            x = weights.rest(x, attended.transpose(0, 1).reshape(n, width), layer)
         if not logits:
             return None
-        x = F.layer_norm(x, (width,), self.lnf_w, self.lnf_b, eps)
-        return F.linear(x, self.wte)
+        return weights.logits(x)
 
     def _score(self, ids: list[int], parents: Sequence[int]) -> torch.Tensor:
         n = len(ids)
@@ -166,4 +189,4 @@ class FastGPT2Session(CachedSession):
         """Nothing to free: the buffer is preallocated and ``cache_length`` marks its end."""
 
 
-__all__ = ["FastGPT2Session", "supports"]
+__all__ = ["FastGPT2Session", "GPT2Weights", "supports"]

@@ -94,6 +94,40 @@ def _check_draw_output(output: Path) -> None:
         _fail(f"cannot write {output}: {folder} is not a folder")
 
 
+def _resource_specs(specs: tuple[str, ...]) -> dict[str, str]:
+    """``--resource NAME=VALUE`` options as a dict, failing on a malformed one."""
+    resources: dict[str, str] = {}
+    for item in specs:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            _fail(f"--resource takes NAME=VALUE (e.g. draft=default:tiny), got {item!r}")
+        resources[name.strip()] = value.strip()
+    return resources
+
+
+def _sampling_options(seed_help: str) -> Any:
+    """The generation-config options (temperature, top-k, top-p, seed) of a decoding command."""
+    options = [
+        click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0,
+                     show_default=True,
+                     help="0 decodes greedily; above 0 samples (the pipeline's acceptance must "
+                          "sample, e.g. --pipeline specinfer)."),
+        click.option("--top-k", type=click.IntRange(min=1), default=None,
+                     help="Sample among the k most likely tokens only."),
+        click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True),
+                     default=None,
+                     help="Sample among the most likely tokens whose probability reaches p."),
+        click.option("--seed", type=click.IntRange(min=0), default=None, help=seed_help),
+    ]
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def _grammar_option(grammar: str | None, schema_file: Path | None, pattern: str | None
                     ) -> Any:
     """The grammar resource of ``--grammar``, ``--json-schema`` or ``--regex`` (at most one),
@@ -173,18 +207,11 @@ def main() -> None:
                    "(draft=default:tiny), a corpus for retrieval (datastore=default-corpus, a "
                    "saved datastore folder or text files), 'measure' or a JSON curve file for a "
                    "cost model (cost=measure).")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
-              help="0 decodes greedily; above 0 samples (the pipeline's acceptance must "
-                   "sample, e.g. --pipeline specinfer).")
-@click.option("--top-k", type=click.IntRange(min=1), default=None,
-              help="Sample among the k most likely tokens only.")
-@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=None,
-              help="Sample among the most likely tokens whose probability reaches p.")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the sampling (default: fresh entropy).")
+@_sampling_options("Seed of the sampling (default: fresh entropy).")
 @click.option("--grammar", "grammar_spec", default=None, metavar="FILE|NAME",
-              help="Decode inside a grammar: a .lark file or a built-in grammar name (json, "
-                   "python, sql, arithmetic); the pipeline gets a Constrain box before Verify.")
+              help="Decode inside a grammar: a .lark/.gbnf file or a built-in grammar name (json, "
+                   "arithmetic, sql_select, python); the pipeline gets a Constrain box before "
+                   "Verify.")
 @click.option("--json-schema", "schema_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Decode JSON valid under this JSON Schema file.")
 @click.option("--regex", "pattern", default=None, help="Decode text matching this pattern.")
@@ -203,12 +230,7 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
         prompt = _read_prompt_file(prompt_file, encoding)
     else:
         _check_prompt_text(prompt)
-    resources: dict[str, str] = {}
-    for item in resource_specs:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            _fail(f"--resource takes NAME=VALUE (e.g. draft=default:tiny), got {item!r}")
-        resources[name.strip()] = value.strip()
+    resources = _resource_specs(resource_specs)
     step = _load_pipeline(pipeline_spec)
     if step.dom != Context or step.cod != Context:
         _fail(f"pipeline goes {step.dom} -> {step.cod}, but generate needs a decoding step "
@@ -338,15 +360,8 @@ def show(pipeline_spec: str) -> None:
               help="torch threads (default: torch's choice; one per worker with --ray).")
 @click.option("--resource", "resource_specs", multiple=True, metavar="NAME=VALUE",
               help="Bind a resource the pipeline names (repeatable), as for generate.")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=0.0, show_default=True,
-              help="0 decodes greedily; above 0 samples (the pipeline's acceptance must "
-                   "sample).")
-@click.option("--top-k", type=click.IntRange(min=1), default=None,
-              help="Sample among the k most likely tokens only.")
-@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=None,
-              help="Sample among the most likely tokens whose probability reaches p.")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
-              help="Seed of the sampling (each prompt is seeded alike; default: fresh entropy).")
+@_sampling_options("Seed of the sampling (each prompt is seeded alike; default: fresh "
+                   "entropy).")
 @click.option("--ray", "ray_address", default=None, metavar="auto|ADDRESS",
               help="Shard the prompts over Ray actors, one model each: 'auto' joins a running "
                    "cluster (else starts a local one), or give a cluster address. Needs "
@@ -390,12 +405,7 @@ def batch(model_spec: str, pipeline_spec: str, input_path: Path, output_path: Pa
                                           ("--max-restarts", max_restarts)) if value is not None]
         if given:
             _fail(f"{', '.join(given)} only apply with --ray (give --ray auto or an address)")
-    resources: dict[str, str] = {}
-    for item in resource_specs:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            _fail(f"--resource takes NAME=VALUE (e.g. draft=default:tiny), got {item!r}")
-        resources[name.strip()] = value.strip()
+    resources = _resource_specs(resource_specs)
     step = _load_pipeline(pipeline_spec)
     if step.dom != Context or step.cod != Context:
         _fail(f"pipeline goes {step.dom} -> {step.cod}, but batch needs a decoding step "

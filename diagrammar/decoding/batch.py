@@ -50,10 +50,15 @@ from typing import Any, Protocol
 from diagrammar.decoding.acceptance import greedy_accept
 from diagrammar.decoding.commit import commit
 from diagrammar.decoding.config import GenerationConfig
-from diagrammar.decoding.loop import Generation, check_token_ids
+from diagrammar.decoding.loop import (
+    Generation,
+    check_budget,
+    check_progress,
+    check_token_ids,
+    generation_of,
+)
 from diagrammar.decoding.state import DecodeState
-from diagrammar.decoding.stats import DecodeStats
-from diagrammar.decoding.steps import DecodingError, prepare_verification, record_verification
+from diagrammar.decoding.steps import prepare_verification, record_verification
 from diagrammar.decoding.tree import DraftTree
 
 
@@ -135,8 +140,6 @@ class SerialBatch:
         model: a :class:`~diagrammar.decoding.protocols.LanguageModel`.
     """
 
-    batched = False
-
     def __init__(self, model: Any) -> None:
         self.model = model
         self.rows: list[Any] = []
@@ -206,12 +209,6 @@ class _Row:
     prefill_seconds: float
 
 
-def _check_budget(max_new_tokens: int) -> None:
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-            or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
-
-
 class BatchRun:
     """An iterator over ``(prompt index, Generation)`` as rows finish; see :func:`decode_batch`.
 
@@ -233,7 +230,7 @@ class BatchRun:
         else:
             budgets = [max_new_tokens] * len(prompts)
         for budget in budgets:
-            _check_budget(budget)
+            check_budget(budget)
         vocab_size = getattr(model, "vocab_size", None)
         self.prompts = []
         for number, (prompt, budget) in enumerate(zip(prompts, budgets, strict=True)):
@@ -326,7 +323,7 @@ class BatchRun:
         for row in whole:                       # steps that cannot be split run on their own
             length = len(row.state.tokens)
             row.state = row.step.step(row.state)
-            self._check_progress(row, length)
+            check_progress(row.state, length)
         for row, resume, tree in [d for d in drafts if d[0].state.done]:
             row.state = row.step.finish(resume, tree, None)    # ended by a box (a grammar)
         drafts = [d for d in drafts if not d[0].state.done]
@@ -353,7 +350,7 @@ class BatchRun:
             row.state = row.step.finish(resume, tree, scores)
             row.step.box_seconds["Verify"] = row.step.box_seconds.get("Verify", 0.0) \
                 + pass_seconds
-            self._check_progress(row, length)
+            check_progress(row.state, length)
         stats.rows_per_step.append(len(drafts))
         stats.width_per_step.append(1 + max(len(tree) for _, _, tree in drafts))
         stats.depth_cap_per_step.append(cap)
@@ -361,29 +358,10 @@ class BatchRun:
             self.policy.observe([(row.state, tree) for row, _, tree in drafts], pass_seconds,
                                 clock() - began - pass_seconds - sum(draft_seconds))
 
-    @staticmethod
-    def _check_progress(row: _Row, length: int) -> None:
-        if not row.state.done and len(row.state.tokens) == length:
-            raise DecodingError(
-                "a decoding step committed no token and did not end the generation: a step "
-                "must end with a box that commits (e.g. ... >> Verify() >> GreedyAccept() >> "
-                "Commit())")
-
     def _result(self, row: _Row, now: float) -> Generation:
-        state = row.state
-        self.stats.new_tokens += state.generated
-        stats = DecodeStats(
-            steps=len(state.accepted_per_step),
-            new_tokens=state.generated,
-            prefill_seconds=row.prefill_seconds,
-            decode_seconds=now - row.started,
-            box_seconds=dict(row.step.box_seconds),
-            accepted_per_step=list(state.accepted_per_step),
-            config=self.config,
-            draft_nodes_per_step=list(state.draft_nodes_per_step),
-            stop_reason=state.stop_reason,
-        )
-        return Generation(state.tokens[state.prompt_length:], None, stats)
+        self.stats.new_tokens += row.state.generated
+        return generation_of(row.state, row.prefill_seconds, now - row.started,
+                             row.step.box_seconds)
 
 
 def decode_batch(make_step: Callable[[], Any], model: Any, prompts: Sequence[Sequence[int]],

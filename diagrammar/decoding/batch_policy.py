@@ -42,7 +42,9 @@ coming in.
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -102,7 +104,7 @@ class BatchCostPolicy:
         self._pooled_draft_cost = 0.0
         self._skipped: dict[int, int] = {}
         self._drafting: dict[int, bool] = {}
-        self.widths: list[int] = []
+        self.widths: Counter[int] = Counter()
 
     # -- accepted tokens -------------------------------------------------------------------------
     def accept_rate(self, state: DecodeState | None, level: int) -> float:
@@ -121,14 +123,20 @@ class BatchCostPolicy:
         weight = self.prior_weight
         return (mine.total + weight * rate) / (mine.count + weight)
 
-    def gain(self, state: DecodeState | None, depth: int) -> float:
-        """Expected accepted draft tokens of a tree cut to ``depth`` for this row (pooled over
-        rows when ``state`` is ``None``): the sum over levels of the chance to get that far."""
-        total, reach = 0.0, 1.0
+    def gains(self, state: DecodeState | None, depth: int) -> list[float]:
+        """Expected accepted draft tokens of a tree cut to each depth ``0 .. depth`` for this
+        row (pooled over rows when ``state`` is ``None``): the running sum over levels of the
+        chance to get that far."""
+        total, reach, cumulative = 0.0, 1.0, [0.0]
         for level in range(1, depth + 1):
             reach *= self.accept_rate(state, level)
             total += reach
-        return total
+            cumulative.append(total)
+        return cumulative
+
+    def gain(self, state: DecodeState | None, depth: int) -> float:
+        """Expected accepted draft tokens of a tree cut to ``depth`` (see :meth:`gains`)."""
+        return self.gains(state, max(depth, 0))[-1]
 
     def forget_row(self, state: DecodeState) -> None:
         """Drops a finished row's own estimates (its slot's next prompt starts afresh)."""
@@ -238,15 +246,10 @@ class BatchCostPolicy:
             counts = [0] * (max(row, default=0) + 1)
             for d in row:
                 counts[d] += 1
-            nodes.append(np.cumsum(counts).tolist())
-        gains = []                                  # gains[b][d]: row b's tree cut to d
-        for state, row in zip(states, nodes, strict=True):
-            total, reach, cumulative = 0.0, 1.0, [0.0]
-            for level in range(1, len(row)):
-                reach *= self.accept_rate(state, level)
-                total += reach
-                cumulative.append(total)
-            gains.append(cumulative)
+            nodes.append(list(itertools.accumulate(counts)))
+        # gains[b][d]: row b's tree cut to depth d
+        gains = [self.gains(state, len(row) - 1) for state, row in zip(states, nodes,
+                                                                        strict=True)]
         costs = [self._draft_cost(state) for state in states]
         rows = len(states)
 
@@ -278,7 +281,7 @@ class BatchCostPolicy:
             elif row[-1]:                          # it drafted, and the draft did not pay
                 self._skipped.setdefault(id(state), 0)
         self._pending = (rows, best_width, longest)
-        self.widths.append(best_width)
+        self.widths[best_width] += 1
         return best_caps
 
     def observe(self, drafts: Sequence[tuple[DecodeState, DraftTree]], pass_seconds: float,
@@ -304,16 +307,13 @@ class BatchCostPolicy:
 
     def report(self) -> dict[str, Any]:
         """The fitted time model, the step overhead, the pooled gains and the widths chosen."""
-        chosen: dict[int, int] = {}
-        for width in self.widths:
-            chosen[width] = chosen.get(width, 0) + 1
         coef = [] if self._coef is None else [float(c) for c in self._coef]
         return {
             "pass_time": dict(zip(("seconds", "per_token", "per_key_read"), coef)),
             "overhead_seconds": self.overhead,
             "pooled_accept_rate": {level: self.accept_rate(None, level)
                                    for level in sorted(self._pooled)},
-            "widths": dict(sorted(chosen.items())),
+            "widths": dict(sorted(self.widths.items())),
         }
 
 

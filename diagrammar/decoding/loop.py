@@ -66,6 +66,46 @@ def check_token_ids(ids: Sequence[Any], vocab_size: int | None) -> list[int]:
     return prompt
 
 
+def check_budget(max_new_tokens: Any) -> None:
+    """Raises a clear error unless ``max_new_tokens`` is an integer >= 0.
+
+    >>> check_budget(-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_new_tokens must be an integer >= 0, got -1
+    """
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
+            or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+
+
+def check_progress(state: DecodeState, length: int) -> None:
+    """Raises :class:`DecodingError` when a step left ``state`` at ``length`` tokens without
+    ending the generation (a step that never commits would loop forever)."""
+    if not state.done and len(state.tokens) == length:
+        raise DecodingError(
+            "a decoding step committed no token and did not end the generation: a step "
+            "must end with a box that commits (e.g. ... >> Verify() >> GreedyAccept() >> "
+            "Commit())")
+
+
+def generation_of(state: DecodeState, prefill_seconds: float, decode_seconds: float,
+                  box_seconds: Mapping[str, float] | None) -> Generation:
+    """What a finished decode returns: its new tokens and stats."""
+    stats = DecodeStats(
+        steps=len(state.accepted_per_step),
+        new_tokens=state.generated,
+        prefill_seconds=prefill_seconds,
+        decode_seconds=decode_seconds,
+        box_seconds=dict(box_seconds or {}),
+        accepted_per_step=list(state.accepted_per_step),
+        config=state.config,
+        draft_nodes_per_step=list(state.draft_nodes_per_step),
+        stop_reason=state.stop_reason,
+    )
+    return Generation(state.tokens[state.prompt_length:], None, stats)
+
+
 def decode(step: Callable[[DecodeState], DecodeState], model: Any, prompt_ids: Sequence[int],
            max_new_tokens: int, *, config: GenerationConfig | None = None,
            start: Callable[[DecodeState], None] | None = None,
@@ -83,9 +123,7 @@ def decode(step: Callable[[DecodeState], DecodeState], model: Any, prompt_ids: S
     Raises:
         DecodingError: when a step commits no token and does not end the generation.
     """
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-            or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    check_budget(max_new_tokens)
     vocab_size = getattr(model, "vocab_size", None)
     prompt = check_token_ids(prompt_ids, vocab_size)
     model.check_length(len(prompt), max_new_tokens)
@@ -104,24 +142,9 @@ def decode(step: Callable[[DecodeState], DecodeState], model: Any, prompt_ids: S
     while not state.done:
         length = len(state.tokens)
         state = step(state)
-        if not state.done and len(state.tokens) == length:
-            raise DecodingError(
-                "a decoding step committed no token and did not end the generation: a step "
-                "must end with a box that commits (e.g. ... >> Verify() >> GreedyAccept() >> "
-                "Commit())")
+        check_progress(state, length)
     finished = time.perf_counter()
-    stats = DecodeStats(
-        steps=len(state.accepted_per_step),
-        new_tokens=state.generated,
-        prefill_seconds=prefilled - started,
-        decode_seconds=finished - prefilled,
-        box_seconds=dict(box_seconds or {}),
-        accepted_per_step=list(state.accepted_per_step),
-        config=config,
-        draft_nodes_per_step=list(state.draft_nodes_per_step),
-        stop_reason=state.stop_reason,
-    )
-    return Generation(state.tokens[state.prompt_length:], None, stats)
+    return generation_of(state, prefilled - started, finished - prefilled, box_seconds)
 
-
-__all__ = ["Generation", "decode", "check_token_ids"]
+__all__ = ["Generation", "decode", "check_token_ids", "check_budget", "check_progress",
+           "generation_of"]

@@ -83,18 +83,22 @@ class CompiledDiagram:
                 start(*values)
 
     def __call__(self, *values: Any) -> tuple[Any, ...]:
-        wires = list(values)
+        return tuple(self.run_layers(self.layers, list(values)))
+
+    def run_layers(self, layers: Sequence[tuple[str, Implementation, int, int]],
+                   wires: list[Any]) -> list[Any]:
+        """Runs ``layers`` (some of :attr:`layers`, in order) on ``wires``, timing each box."""
         clock = time.perf_counter
         seconds = self.box_seconds
         synchronize = self._synchronize
-        for name, implementation, offset, width in self.layers:
+        for name, implementation, offset, width in layers:
             began = clock()
             outputs = implementation(*wires[offset:offset + width])
             if synchronize is not None:
                 synchronize()
             seconds[name] += clock() - began
             wires[offset:offset + width] = outputs
-        return tuple(wires)
+        return wires
 
     def generate(self, *args: Any, **kwargs: Any) -> Generation:
         """Only a ``Context -> Context`` step decodes; this one does not."""
@@ -301,22 +305,12 @@ class _RowStep:
     def start(self, state: DecodeState) -> None:
         self.decoder.start(state)
 
-    def _run(self, layers: Sequence[tuple[str, Implementation, int, int]],
-             wires: list[Any]) -> list[Any]:
-        clock = time.perf_counter
-        seconds = self.box_seconds
-        for name, implementation, offset, width in layers:
-            began = clock()
-            wires[offset:offset + width] = implementation(*wires[offset:offset + width])
-            seconds[name] += clock() - began
-        return wires
-
     def draft(self, state: DecodeState) -> tuple[Any, Any] | None:
         from diagrammar.decoding.steps import prepare_verification
 
         if self.at is None:
             return None
-        wires = self._run(self.decoder.layers[:self.at], [state])
+        wires = self.decoder.run_layers(self.decoder.layers[:self.at], [state])
         _, _, offset, _ = self.decoder.layers[self.at]
         tree = prepare_verification(wires[offset], wires[offset + 1])
         return wires, tree
@@ -340,7 +334,7 @@ class _RowStep:
         if scores is not None:
             scores = record_verification(state, tree, scores)
         wires[offset:offset + 2] = (state, tree, scores)
-        return self._run(self.decoder.layers[self.at + 1:], wires)[0]
+        return self.decoder.run_layers(self.decoder.layers[self.at + 1:], wires)[0]
 
     def step(self, state: DecodeState) -> DecodeState:
         return self.decoder.step(state)

@@ -226,7 +226,6 @@ class HFBatchSession:
             docstring).
     """
 
-    batched = True
 
     def __init__(self, lm: HFCausalLM, max_batch: int) -> None:
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:

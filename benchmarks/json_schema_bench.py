@@ -167,8 +167,9 @@ def bench_schema(lm: Any, item: Any, engines: tuple[str, ...] = ENGINES,
             out.update(compiled=False, error=f"{type(error).__name__}: {error}"[:500])
             continue
         out.update(compiled=True, compile_ms=(time.perf_counter() - began) * 1e3)
-        box = Constrain(grammar="g", engine=engine)
-        runs = {"nonspec": execute(speculative(NoDraft(), constrain=box)),
+        box = Constrain(grammar="g", engine=engine)          # drafts forced tokens too
+        plain = Constrain(grammar="g", engine=engine, draft_forced=0)
+        runs = {"nonspec": execute(speculative(NoDraft(), constrain=plain)),
                 "spec": execute(speculative(PromptLookup(), constrain=box))}
         results = {}
         for name in (reversed(runs) if flip else runs):

@@ -32,6 +32,8 @@ class DecodeStats:
             them.
         stop_reason: why a box ended the generation early (e.g. a grammar that allows no
             further token); ``None`` when it ended by an end token or the budget.
+        box_counters: what boxes counted, by box name (a ``Constrain`` box: draft nodes
+            pruned, forced tokens drafted, mask time).
     """
 
     steps: int
@@ -43,6 +45,7 @@ class DecodeStats:
     config: GenerationConfig = field(default_factory=GenerationConfig)
     draft_nodes_per_step: list[int] = field(default_factory=list)
     stop_reason: str | None = None
+    box_counters: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -84,6 +87,7 @@ class DecodeStats:
             "mean_draft_nodes": self.mean_draft_nodes,
             "config": self.config.as_dict(),
             "stop_reason": self.stop_reason,
+            "box_counters": {name: dict(counts) for name, counts in self.box_counters.items()},
         }
 
     def summary(self) -> str:

@@ -680,9 +680,14 @@ class Constrain(StepBox):
     to constrained decoding it is exact: a constrained speculative step writes the tokens
     of constrained greedy decoding without speculation.
 
+    Where the grammar forces text (a schema's key names and punctuation), the box drafts
+    those tokens itself, below the root and each leaf of a greedy draft: they cost one
+    verification like any draft and are accepted wherever the model spells them the same.
+
     Args:
         grammar: the name of the grammar resource.
         engine: the grammar engine (``"llguidance"`` or ``"xgrammar"``).
+        draft_forced: at most this many forced tokens drafted per branch (0: none).
     """
 
     dom, cod = Context @ Draft, Context @ Draft
@@ -690,8 +695,12 @@ class Constrain(StepBox):
     lossless = False
     resources = ("grammar",)
 
-    def __init__(self, grammar: str = "grammar", engine: str = "llguidance") -> None:
-        super().__init__(grammar=grammar, engine=engine)
+    def __init__(self, grammar: str = "grammar", engine: str = "llguidance",
+                 draft_forced: int = 16) -> None:
+        if not isinstance(draft_forced, int) or draft_forced < 0:
+            raise ValueError(f"Constrain: draft_forced must be a whole number >= 0, not "
+                             f"{draft_forced!r}")
+        super().__init__(grammar=grammar, engine=engine, draft_forced=draft_forced)
 
 
 class Commit(StepBox):

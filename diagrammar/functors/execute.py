@@ -100,6 +100,17 @@ class CompiledDiagram:
             wires[offset:offset + width] = outputs
         return wires
 
+    def box_counters(self) -> dict[str, dict[str, float]]:
+        """What the boxes counted since the last :meth:`start`, by box name: each
+        implementation with a ``counters()`` method (e.g. a ``Constrain`` box's pruned and
+        forced nodes) reports its own."""
+        found = {}
+        for name, implementation, _, _ in self.layers:
+            counters = getattr(implementation, "counters", None)
+            if callable(counters):
+                found[name] = dict(counters())
+        return found
+
     def generate(self, *args: Any, **kwargs: Any) -> Generation:
         """Only a ``Context -> Context`` step decodes; this one does not."""
         raise ExecuteError(
@@ -220,6 +231,7 @@ class Decoder(CompiledDiagram):
         ids = self.model.encode(prompt) if isinstance(prompt, str) else list(prompt)
         result = decode(self.step, self.model, ids, max_new_tokens, config=config,
                         start=self.start, box_seconds=self.box_seconds)
+        result.stats.box_counters = self.box_counters()
         if getattr(self.model, "tokenizer", None) is not None:
             result.text = self.model.decode(result.tokens)
         return result

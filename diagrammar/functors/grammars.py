@@ -116,7 +116,7 @@ def constrain_implementation(box: Any, execute: Any) -> Any:
                            "which text each token is), and this model has none: load a model "
                            "folder with its tokenizer files")
     compiled = compile_grammar(spec, tokenizer, model.vocab_size, engine=box.spec["engine"])
-    return ConstrainStep(compiled)
+    return ConstrainStep(compiled, draft_forced=box.spec.get("draft_forced", 16))
 
 
 __all__ = ["load_grammar", "constrain_implementation"]

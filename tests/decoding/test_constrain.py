@@ -312,12 +312,13 @@ def _tiny_lm(default_tiny):
                      unique=True),
        compact=st.booleans(), engine=st.sampled_from(["llguidance", "xgrammar"]),
        prompt=st.sampled_from(_PROMPTS), tree_seed=st.integers(0, 2**31),
-       max_new_tokens=st.integers(4, 40))
+       max_new_tokens=st.integers(4, 40), draft_forced=st.sampled_from([0, 1, 3, 16]))
 def test_json_schemas_decode_identically_with_speculation_on_both_engines(
-        default_tiny, keys, compact, engine, prompt, tree_seed, max_new_tokens):
+        default_tiny, keys, compact, engine, prompt, tree_seed, max_new_tokens, draft_forced):
     """Random schemas from a small family, the tiny default model and its tokenizer (float64):
-    constrained speculation (prompt lookup; random trees) equals constrained greedy, and every
-    output is valid JSON under the schema once it ends (a valid prefix before)."""
+    constrained speculation (prompt lookup; random trees; forced tokens drafted or not) equals
+    constrained greedy, and every output is valid JSON under the schema once it ends (a valid
+    prefix before)."""
     import json
 
     import jsonschema
@@ -331,9 +332,10 @@ def test_json_schemas_decode_identically_with_speculation_on_both_engines(
               "required": keys, "additionalProperties": False}
     if compact:
         schema["x-guidance"] = {"whitespace_flexible": False}
-    box = Constrain(grammar="schema", engine=engine)
+    plain = Constrain(grammar="schema", engine=engine, draft_forced=0)
+    box = Constrain(grammar="schema", engine=engine, draft_forced=draft_forced)
     execute = Execute(lm, resources={"schema": schema})
-    greedy = execute(speculative(NoDraft(), constrain=box)).generate(prompt, max_new_tokens)
+    greedy = execute(speculative(NoDraft(), constrain=plain)).generate(prompt, max_new_tokens)
     drafters: list[RandomDraftDrafter] = []
 
     def factory(random_box, execute):
@@ -342,6 +344,7 @@ def test_json_schemas_decode_identically_with_speculation_on_both_engines(
 
     custom = Execute(lm, implementations={RandomDraft: factory}, resources={"schema": schema})
     for step in (speculative(PromptLookup(), constrain=box),
+                 speculative(NoDraft(), constrain=box),
                  constrained(speculative(RandomDraft(seed=tree_seed)), box)):
         decoder = custom(step)
         assert decoder.generate(prompt, max_new_tokens).tokens == greedy.tokens
@@ -351,6 +354,101 @@ def test_json_schemas_decode_identically_with_speculation_on_both_engines(
     if greedy.tokens and greedy.tokens[-1] in lm.eos_token_ids:
         text = lm.decode(greedy.tokens[:-1])
         jsonschema.validate(json.loads(text), schema)
+
+
+@pytest.mark.parametrize("engine", ["llguidance", "xgrammar"])
+def test_forced_tokens_are_drafted_and_save_steps(default_tiny, engine):
+    """A schema whose keys and punctuation are forced: with forced drafting the output is the
+    same in fewer steps, and the drafted forced tokens are counted."""
+    lm = _tiny_lm(default_tiny)
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {"identifier_of_the_record": {"type": "integer"},
+                             "human_readable_description": {"enum": ["first", "second"]}},
+              "required": ["identifier_of_the_record", "human_readable_description"],
+              "x-guidance": {"whitespace_flexible": False}}
+    execute = Execute(lm, resources={"g": schema})
+    runs = {}
+    for forced in (0, 16):
+        decoder = execute(speculative(NoDraft(), constrain=Constrain(
+            grammar="g", engine=engine, draft_forced=forced)))
+        runs[forced] = (decoder.generate("record = ", 60), decoder)
+    (plain, _), (fast, decoder) = runs[0], runs[16]
+    assert fast.tokens == plain.tokens
+    assert lm.decode(plain.tokens[:-1]).startswith('{"identifier_of_the_record":')
+    assert fast.stats.steps < plain.stats.steps - 10
+    (counters,) = fast.stats.box_counters.values()
+    assert counters["nodes_forced"] >= 10
+    ((name, counts),) = plain.stats.box_counters.items()
+    assert name.startswith("Constrain") and counts["mask_seconds"] > 0
+    assert (counts["nodes_pruned"], counts["nodes_forced"]) == (0, 0)
+    assert fast.stats.as_dict()["box_counters"] == fast.stats.box_counters
+
+
+def test_forced_tokens_of_a_regex(default_tiny):
+    from diagrammar.decoding.constraints.engines import compile_grammar
+    from diagrammar.decoding.constraints.protocol import GrammarSpec
+
+    lm = _tiny_lm(default_tiny)
+    for engine in ("llguidance", "xgrammar"):
+        matcher = compile_grammar(GrammarSpec("regex", "release-[0-9]+"), lm.tokenizer,
+                                  lm.vocab_size, engine=engine).matcher()
+        forced = matcher.forced_tokens(16)
+        assert lm.decode(forced) == "release-", engine
+        assert matcher.forced_tokens(1) == forced[:1]
+        assert matcher.advance(lm.encode("release-4"))            # the matcher did not move
+        assert matcher.forced_tokens(16) == []
+        assert matcher.forced_tokens(0) == []
+
+
+def test_two_constrain_steps_intersect_their_masks():
+    """A second grammar in the same step sees the first one's pruned tree and masks, keeps
+    only what both allow."""
+    first = ConstrainStep(_Toy(allowed={0, 1, 2, 3}, eos=11))
+    second = ConstrainStep(_Toy(allowed={1, 2, 3, 4}, eos=11))
+    state = DecodeState(None, [11], prompt_length=1, max_new_tokens=8)
+    tree = DraftTree.from_parents([0, 1, 4, 2], [-1, -1, -1, 1])
+    state, tree = first(state, tree)
+    assert tree.tokens == [0, 1, 2]
+    state, tree = second(state, tree)
+    assert (tree.tokens, tree.parents) == ([1, 2], [-1, 0])
+    kept, masks = state.score_masks
+    assert kept is tree
+    assert [sorted(map(int, mask.nonzero()[0])) for mask in masks] == [[1, 2, 3, 11]] * 3
+
+
+class _Toy:
+    """A grammar of any number of tokens from ``allowed`` (the end token anywhere)."""
+
+    def __init__(self, allowed: set[int], eos: int) -> None:
+        self.allowed, self.eos = allowed, eos
+
+    def matcher(self) -> _ToyMatcher:
+        return _ToyMatcher(self)
+
+
+class _ToyMatcher:
+    def __init__(self, grammar: _Toy) -> None:
+        self.grammar, self.seen = grammar, 0
+
+    def allowed(self) -> np.ndarray:
+        mask = np.zeros(12, dtype=bool)
+        mask[sorted(self.grammar.allowed | {self.grammar.eos})] = True
+        return mask
+
+    def advance(self, tokens) -> bool:
+        if any(t not in self.grammar.allowed for t in tokens):
+            return False
+        self.seen += len(tokens)
+        return True
+
+    def rollback(self, count: int) -> None:
+        self.seen -= count
+
+    def is_accepting(self) -> bool:
+        return True
+
+    def is_stopped(self) -> bool:
+        return False
 
 
 def test_a_complete_json_value_ends_with_the_end_token(default_tiny):

@@ -168,12 +168,26 @@ def llguidance_tokenizer(tokenizer: Any, vocab_size: int) -> Any:
                            f"({type(tokenizer).__name__}): {error}") from None
 
 
+def encoder(tokenizer: Any) -> Any:
+    """``text -> token ids`` without special tokens, for forced text (see
+    :meth:`~.protocol.BitmaskMatcher.forced_tokens`)."""
+    def encode(text: str) -> list[int]:
+        return list(tokenizer.encode(text, add_special_tokens=False))
+    return encode
+
+
 class LLGuidanceMatcher(BitmaskMatcher):
     """One sequence's position in an llguidance grammar (see :class:`~.protocol.Matcher`)."""
 
-    def __init__(self, matcher: Any, vocab_size: int, eos: int, name: str) -> None:
-        super().__init__(vocab_size, eos, name)
+    def __init__(self, matcher: Any, vocab_size: int, eos: int, name: str,
+                 encode: Any = None) -> None:
+        super().__init__(vocab_size, eos, name, encode)
         self._matcher = matcher
+
+    def _forced_bytes(self) -> bytes:
+        forced = self._matcher.compute_ff_bytes()
+        self._check()
+        return forced
 
     def _fill(self, words: np.ndarray) -> None:
         self._matcher.unsafe_compute_mask_ptr(words.ctypes.data, words.nbytes)
@@ -213,17 +227,18 @@ class LLGuidanceGrammar:
     """
 
     def __init__(self, spec: GrammarSpec, prototype: Any, vocab_size: int, eos: int,
-                 warnings: Sequence[str] = ()) -> None:
+                 warnings: Sequence[str] = (), encode: Any = None) -> None:
         self.spec = spec
         self.vocab_size = vocab_size
         self.warnings = tuple(warnings)
         self._prototype = prototype
         self._eos = eos
+        self._encode = encode
 
     def matcher(self) -> LLGuidanceMatcher:
         """A fresh matcher at the start of the grammar (a copy of a compiled one: cheap)."""
         return LLGuidanceMatcher(self._prototype.deep_copy(), self.vocab_size, self._eos,
-                                 self.spec.name)
+                                 self.spec.name, self._encode)
 
 
 class LLGuidanceEngine:
@@ -271,7 +286,7 @@ class LLGuidanceEngine:
             messages += [message for message in prototype.get_grammar_warnings()
                          if message not in messages]
             return LLGuidanceGrammar(spec, prototype, vocab_size, tokenizer.eos_token_id,
-                                     messages)
+                                     messages, encoder(tokenizer))
 
         compiled = compile_within(build, timeout, f"{_kind(spec)} {spec.name!r}")
         for message in compiled.warnings:
@@ -280,4 +295,4 @@ class LLGuidanceEngine:
 
 
 __all__ = ["LLGuidanceEngine", "LLGuidanceGrammar", "LLGuidanceMatcher", "NO_FORCING",
-           "check_grammar", "lark_text", "llguidance_tokenizer", "schema_text"]
+           "check_grammar", "encoder", "lark_text", "llguidance_tokenizer", "schema_text"]

@@ -80,6 +80,17 @@ class Matcher(Protocol):
 
 
 @runtime_checkable
+class ForcingMatcher(Matcher, Protocol):
+    """A matcher that also says which tokens the grammar forces next (optional: the
+    ``Constrain`` box drafts them where a matcher offers this)."""
+
+    def forced_tokens(self, limit: int) -> list[int]:
+        """At most ``limit`` tokens spelling text every valid continuation starts with, each
+        allowed after the ones before it (empty where nothing is forced)."""
+        ...
+
+
+@runtime_checkable
 class CompiledGrammar(Protocol):
     """A grammar compiled for one tokenizer; makes a fresh matcher per sequence."""
 
@@ -189,10 +200,12 @@ class BitmaskMatcher:
     [True, False, True, False, False]
     """
 
-    def __init__(self, vocab_size: int, eos: int, name: str) -> None:
+    def __init__(self, vocab_size: int, eos: int, name: str,
+                 encode: Callable[[str], list[int]] | None = None) -> None:
         self.vocab_size = vocab_size
         self.eos = eos
         self.name = name
+        self.encode = encode               # text -> token ids, for forced_tokens()
         self._words = np.zeros((vocab_size + 31) // 32, dtype=np.int32)
         self._consumed = 0                 # tokens the engine has consumed
         self._ended = False                # the end token came after them
@@ -215,6 +228,10 @@ class BitmaskMatcher:
 
     def _stopped(self) -> bool:
         raise NotImplementedError
+
+    def _forced_bytes(self) -> bytes:
+        """The bytes every valid continuation starts with (none, unless the engine says)."""
+        return b""
 
     # -- the Matcher contract ----------------------------------------------------------
     def allowed(self) -> np.ndarray:
@@ -268,6 +285,29 @@ class BitmaskMatcher:
         """Whether nothing but the end token may follow (or it came already)."""
         return self._ended or self._stopped()
 
+    def forced_tokens(self, limit: int) -> list[int]:
+        """The engine's forced text, tokenized by ``encode`` and cut where a token is not
+        allowed or at ``limit`` tokens; the matcher is left where it was. (The model may
+        spell the text with other tokens, or merge its last token with what follows: these
+        are drafts, verified like any other.)"""
+        if self._ended or self.encode is None or limit <= 0:
+            return []
+        try:
+            text = self._forced_bytes().decode("utf-8")
+        except UnicodeDecodeError:              # forced text ending inside a character
+            return []
+        if not text:
+            return []
+        tokens = self.encode(text)[:limit]
+        taken: list[int] = []
+        for token in tokens:
+            if token == self.eos or not self.advance([token]):
+                break
+            taken.append(token)
+        if taken:
+            self.rollback(len(taken))
+        return taken
 
-__all__ = ["FORMATS", "GrammarError", "GrammarSpec", "Matcher", "CompiledGrammar",
-           "GrammarEngine", "BitmaskMatcher", "compile_within"]
+
+__all__ = ["FORMATS", "GrammarError", "GrammarSpec", "Matcher", "ForcingMatcher",
+           "CompiledGrammar", "GrammarEngine", "BitmaskMatcher", "compile_within"]

@@ -50,6 +50,7 @@ token the grammar accepts), the generation ends with ``state.stop_reason`` sayin
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from diagrammar.decoding.state import DecodeState
@@ -62,24 +63,42 @@ class ConstrainStep:
 
     Args:
         grammar: a :class:`~.protocol.CompiledGrammar` (``matcher()`` per sequence).
+        draft_forced: at most this many tokens the grammar forces (the key names, the
+            punctuation of a schema) are drafted below the root and below each leaf of a
+            greedy draft, where the matcher offers ``forced_tokens``; 0 drafts none.
 
     Attributes:
         nodes_pruned: draft nodes pruned since :meth:`start` (they left the language).
+        nodes_forced: forced tokens drafted since :meth:`start`.
         mask_seconds: time spent computing masks since :meth:`start`.
     """
 
-    def __init__(self, grammar: Any) -> None:
+    def __init__(self, grammar: Any, draft_forced: int = 16) -> None:
+        if draft_forced < 0:
+            raise ValueError(f"draft_forced must be >= 0, not {draft_forced}")
         self.grammar = grammar
+        self.draft_forced = draft_forced
         self.matcher: Any = None
         self._consumed = 0
         self.nodes_pruned = 0
+        self.nodes_forced = 0
         self.mask_seconds = 0.0
 
     def start(self, state: DecodeState) -> None:
-        self.matcher = self.grammar.matcher()
+        """A fresh matcher for ``state``'s generation; a grammar with ``matcher_for_prompt``
+        (one that reads the prompt, like a monitor of the code before it) gets the prompt."""
+        for_prompt = getattr(self.grammar, "matcher_for_prompt", None)
+        self.matcher = (for_prompt(list(state.tokens[:state.prompt_length]))
+                        if for_prompt is not None else self.grammar.matcher())
         self._consumed = state.prompt_length
         self.nodes_pruned = 0
+        self.nodes_forced = 0
         self.mask_seconds = 0.0
+
+    def counters(self) -> dict[str, float]:
+        """What this box did since :meth:`start` (reported in the decode's stats)."""
+        return {"nodes_pruned": self.nodes_pruned, "nodes_forced": self.nodes_forced,
+                "mask_seconds": self.mask_seconds}
 
     def _catch_up(self, state: DecodeState) -> None:
         new = state.tokens[self._consumed:]
@@ -90,14 +109,12 @@ class ConstrainStep:
         self._consumed = len(state.tokens)
 
     def __call__(self, state: DecodeState, tree: DraftTree) -> tuple[DecodeState, DraftTree]:
-        import time
-
         began = time.perf_counter()
         if self.matcher is None:
             self.start(state)
         self._catch_up(state)
-        matcher = self.matcher
-        root = matcher.allowed()
+        earlier = _earlier_masks(state, tree)
+        root = _both(self.matcher.allowed(), earlier[0])
         if not root.any():
             state.done = True
             state.stop_reason = ("the grammar allows no further token (the output is complete "
@@ -105,12 +122,12 @@ class ConstrainStep:
             state.score_masks = None
             self.mask_seconds += time.perf_counter() - began
             return state, DraftTree()
-        sampling = bool(tree.proposals)
+        walk = _Walk(self.matcher, tree)
         kept = DraftTree()
         masks: list[Any] = [root]
         mapping: dict[int, int] = {-1: -1}
         node_mask: dict[int, Any] = {-1: root}
-        path: list[int] = []            # draft nodes the matcher has consumed, root first
+        sampling = bool(tree.proposals)
         for node, (token, parent) in enumerate(zip(tree.tokens, tree.parents)):
             if parent not in mapping:
                 continue                                   # below a pruned or refused node
@@ -124,34 +141,86 @@ class ConstrainStep:
                 kept.add(mapping[parent], token, tree.probs[node])
                 masks.append(None)
                 continue
-            # move the matcher from the current path to the parent's path, then onto node
-            ancestors = tree.path_to(parent) if parent >= 0 else []
-            common = 0
-            while common < min(len(path), len(ancestors)) and path[common] == ancestors[common]:
-                common += 1
-            if len(path) > common:
-                matcher.rollback(len(path) - common)
-                del path[common:]
-            for step in ancestors[common:]:
-                matcher.advance([tree.tokens[step]])
-                path.append(step)
-            matcher.advance([token])
-            path.append(node)
-            mask = matcher.allowed()
+            walk.to(node)
+            mask = _both(self.matcher.allowed(), earlier[node + 1])
             if not mask.any():       # nothing may follow it, not even an end token: a node
                 self.nodes_pruned += 1       # accepted there would need a bonus token
                 continue
             mapping[node] = kept.add(mapping[parent], token, tree.probs[node])
             node_mask[node] = mask
             masks.append(mask)
-        if path:
-            matcher.rollback(len(path))
+        if self.draft_forced and not sampling and earlier[0] is None:
+            self._draft_forced(tree, walk, kept, masks, mapping)
+        walk.to(-1)
         for parent, proposals in tree.proposals.items():
             if parent in mapping:
                 kept.proposals[mapping[parent]] = list(proposals)
         state.score_masks = (kept, masks)
         self.mask_seconds += time.perf_counter() - began
         return state, kept
+
+    def _draft_forced(self, tree: DraftTree, walk: _Walk, kept: DraftTree, masks: list[Any],
+                      mapping: dict[int, int]) -> None:
+        """Below the root and each leaf of ``kept``, the tokens the grammar forces there."""
+        forcing = getattr(self.matcher, "forced_tokens", None)
+        if forcing is None:
+            return
+        has_child = set(kept.parents)
+        leaves = [node for node, index in mapping.items() if index not in has_child]
+        for node in leaves:
+            walk.to(node)
+            forced = forcing(self.draft_forced)
+            parent = mapping[node]
+            added = 0
+            for token in forced:
+                self.matcher.advance([token])
+                added += 1
+                mask = self.matcher.allowed()
+                if not mask.any():
+                    break
+                parent = kept.add(parent, token, 1.0)
+                masks.append(mask)
+                self.nodes_forced += 1
+            if added:
+                self.matcher.rollback(added)
+
+
+class _Walk:
+    """Moves a matcher between the paths of a draft tree's nodes (rolling back to the common
+    ancestor, then advancing), so each node's mask costs the tokens between two paths."""
+
+    def __init__(self, matcher: Any, tree: DraftTree) -> None:
+        self.matcher = matcher
+        self.tree = tree
+        self.path: list[int] = []            # draft nodes the matcher has consumed
+
+    def to(self, node: int) -> None:
+        """The matcher after the root and ``node``'s path (``-1``: the root alone)."""
+        target = self.tree.path_to(node) if node >= 0 else []
+        common = 0
+        while common < min(len(self.path), len(target)) and self.path[common] == target[common]:
+            common += 1
+        if len(self.path) > common:
+            self.matcher.rollback(len(self.path) - common)
+            del self.path[common:]
+        for step in target[common:]:
+            if not self.matcher.advance([self.tree.tokens[step]]):
+                raise DecodingError(f"the grammar refused draft token {self.tree.tokens[step]}"
+                                    " it had allowed")
+            self.path.append(step)
+
+
+def _earlier_masks(state: DecodeState, tree: DraftTree) -> list[Any]:
+    """The masks an earlier ``Constrain`` box of the same step left for ``tree`` (root first;
+    ``None`` where it set none): a second box intersects its masks with them."""
+    earlier = state.score_masks
+    if earlier is not None and earlier[0] is tree:
+        return list(earlier[1])
+    return [None] * (len(tree.tokens) + 1)
+
+
+def _both(mask: Any, earlier: Any) -> Any:
+    return mask if earlier is None else mask & earlier
 
 
 __all__ = ["ConstrainStep"]

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .llguidance_engine import check_grammar, lark_text, schema_text
+from .llguidance_engine import check_grammar, encoder, lark_text, schema_text
 from .protocol import BitmaskMatcher, GrammarError, GrammarSpec, compile_within
 
 #: JSON Schema keywords this engine passes on to xgrammar (which enforces them). Annotations
@@ -118,8 +118,9 @@ def _message(error: Exception) -> str:
 class XGrammarMatcher(BitmaskMatcher):
     """One sequence's position in an xgrammar grammar (see :class:`~.protocol.Matcher`)."""
 
-    def __init__(self, matcher: Any, vocab_size: int, eos: int, name: str) -> None:
-        super().__init__(vocab_size, eos, name)
+    def __init__(self, matcher: Any, vocab_size: int, eos: int, name: str,
+                 encode: Any = None) -> None:
+        super().__init__(vocab_size, eos, name, encode)
         self._matcher = matcher
         self._rows = self._words.reshape(1, -1)           # xgrammar wants (batch, words)
         self._stop_words = np.zeros_like(self._words)
@@ -127,6 +128,9 @@ class XGrammarMatcher(BitmaskMatcher):
 
     def _fill(self, words: np.ndarray) -> None:
         self._matcher.fill_next_token_bitmask(self._rows)
+
+    def _forced_bytes(self) -> bytes:
+        return self._matcher.find_jump_forward_string().encode("utf-8")
 
     def _consume(self, tokens: list[int]) -> bool:
         for done, token in enumerate(tokens):
@@ -159,19 +163,21 @@ class XGrammarGrammar:
         warnings: always empty: what xgrammar would not enforce is an error here.
     """
 
-    def __init__(self, spec: GrammarSpec, compiled: Any, vocab_size: int, eos: int) -> None:
+    def __init__(self, spec: GrammarSpec, compiled: Any, vocab_size: int, eos: int,
+                 encode: Any = None) -> None:
         self.spec = spec
         self.vocab_size = vocab_size
         self.warnings: tuple[str, ...] = ()
         self._compiled = compiled
         self._eos = eos
+        self._encode = encode
 
     def matcher(self) -> XGrammarMatcher:
         """A fresh matcher at the start of the grammar."""
         import xgrammar
 
         return XGrammarMatcher(xgrammar.GrammarMatcher(self._compiled), self.vocab_size,
-                               self._eos, self.spec.name)
+                               self._eos, self.spec.name, self._encode)
 
 
 class XGrammarEngine:
@@ -252,7 +258,8 @@ class XGrammarEngine:
                         separators=separators)
             except RuntimeError as error:
                 raise GrammarError(f"{what}: {_message(error)}") from None
-            return XGrammarGrammar(spec, compiled, vocab_size, tokenizer.eos_token_id)
+            return XGrammarGrammar(spec, compiled, vocab_size, tokenizer.eos_token_id,
+                                   encoder(tokenizer))
 
         return compile_within(build, timeout, what)
 

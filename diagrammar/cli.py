@@ -279,6 +279,62 @@ def generate(model_spec: str, pipeline_spec: str, prompt: str | None, prompt_fil
 
 
 @main.command()
+@click.option("--model", "model_spec", default="default:small", show_default=True,
+              help="A local model folder, a Hugging Face Hub id, or default:tiny|small.")
+@click.option("--prompt", default=None, help="The question, as the model should see it.")
+@click.option("--prompt-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read the question from this file instead.")
+@click.option("--passage", default=None, help="The passage the answer is a span of.")
+@click.option("--passage-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read the passage from this file instead.")
+@click.option("--encoding", default="utf-8", show_default=True,
+              help="Text encoding of the files.")
+@click.option("--top-k", default=1, show_default=True, type=click.IntRange(min=1),
+              help="How many distinct spans to print, most probable first.")
+@click.option("--max-span-tokens", default=None, type=click.IntRange(min=1),
+              help="The longest span in tokens (default: the whole passage).")
+@click.option("--end", default="\n", show_default=True,
+              help="The one-token text that ends an answer besides the end token ('' for "
+                   "the end token alone).")
+@click.option("--greedy", is_flag=True,
+              help="Constrained greedy decoding instead of the exact search (the baseline).")
+@click.option("--dtype", type=click.Choice(DTYPES), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the spans as JSON.")
+def span(model_spec: str, prompt: str | None, prompt_file: Path | None, passage: str | None,
+         passage_file: Path | None, encoding: str, top_k: int, max_span_tokens: int | None,
+         end: str, greedy: bool, dtype: str, as_json: bool) -> None:
+    """Answer with a span of a passage: the most probable spans, found exactly."""
+    texts = []
+    for name, text, path in (("prompt", prompt, prompt_file), ("passage", passage,
+                                                                passage_file)):
+        if (text is None) == (path is None):
+            _fail(f"give exactly one of --{name} TEXT or --{name}-file PATH")
+        if path is not None:
+            text = _read_prompt_file(path, encoding)
+        else:
+            _check_prompt_text(text)
+        texts.append(text)
+    from diagrammar.decoding.span import best_span, greedy_span
+    from diagrammar.models.errors import ModelError
+
+    try:
+        lm = resolve_model(model_spec, dtype)
+        options = {"end": end or None, "max_span_tokens": max_span_tokens}
+        spans = ([greedy_span(lm, texts[0], texts[1], **options)] if greedy
+                 else best_span(lm, texts[0], texts[1], top_k=top_k, **options))
+    except (ModelError, ValueError) as error:
+        _fail(str(error))
+    if as_json:
+        click.echo(json.dumps([{"text": s.text, "start_char": s.start_char,
+                                "end_char": s.end_char, "log_prob": s.log_prob,
+                                "token_ids": list(s.token_ids)} for s in spans], indent=2))
+        return
+    for found in spans:
+        click.echo(f"{found.log_prob:10.4f}  [{found.start_char}:{found.end_char}]  "
+                   f"{found.text!r}")
+
+
+@main.command()
 @click.option("--pipeline", "pipeline_spec", default="prompt-lookup", show_default=True,
               help="A pipeline name, a JSON file or a JSON string.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),

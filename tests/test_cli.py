@@ -253,3 +253,37 @@ def test_bad_grammar_options_are_one_clear_line(run, saved_model_dir, tmp_path):
                           (["--regex", "[a-"], "regular expression at position 0")):
         result = run("generate", "--model", str(saved_model_dir), "--prompt", "x", *args)
         assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_span_prints_the_exact_best_spans_and_the_greedy_one(run, saved_model_dir, tmp_path):
+    from diagrammar.decoding.span import best_span
+    from diagrammar.models.resolve import resolve_model
+
+    passage = tmp_path / "passage.txt"
+    passage.write_text("The old tower stands in Paris, near the river Seine.")
+    question = "Q: Where does the tower stand?\nA:"
+    result = run("span", "--model", str(saved_model_dir), "--prompt", question,
+                 "--passage-file", str(passage), "--top-k", "3", "--max-span-tokens", "6",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    spans = json.loads(result.stdout)
+    expected = best_span(resolve_model(str(saved_model_dir)), question, passage.read_text(),
+                         top_k=3, max_span_tokens=6)
+    assert [s["token_ids"] for s in spans] == [list(s.token_ids) for s in expected]
+    text = passage.read_text()
+    assert all(text[s["start_char"]:s["end_char"]] == s["text"] for s in spans)
+    greedy = run("span", "--model", str(saved_model_dir), "--prompt", question,
+                 "--passage-file", str(passage), "--greedy", "--max-span-tokens", "6", "--json")
+    (found,) = json.loads(greedy.stdout)
+    assert found["log_prob"] <= spans[0]["log_prob"] + 1e-9
+    plain = run("span", "--model", str(saved_model_dir), "--prompt", question,
+                "--passage", text, "--top-k", "2")
+    assert plain.exit_code == 0 and len(plain.output.strip().splitlines()) == 2
+
+
+def test_span_refuses_bad_input(run, saved_model_dir):
+    both = run("span", "--model", str(saved_model_dir), "--prompt", "Q", "--passage", "a",
+               "--passage-file", "x.txt")
+    assert both.exit_code != 0 and "exactly one of --passage" in both.output
+    empty = run("span", "--model", str(saved_model_dir), "--prompt", "Q", "--passage", "")
+    assert empty.exit_code != 0 and "passage is empty" in empty.output

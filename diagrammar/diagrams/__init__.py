@@ -21,6 +21,7 @@ from diagrammar.diagrams.boxes import (
     DraftModel,
     GreedyAccept,
     Merge,
+    Monitor,
     NoDraft,
     Pipeline,
     PromptLookup,
@@ -55,7 +56,7 @@ from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
     "BOX_CLASSES", "Accept", "Aded", "Commit", "Constrain", "Rasd", "Retrieval", "Sized",
-    "DraftModel", "Drafter", "GreedyAccept", "Merge",
+    "DraftModel", "Drafter", "GreedyAccept", "Merge", "Monitor",
     "NoDraft", "Pipeline", "PromptLookup", "SpecTrAccept", "SpeculativeSampling", "StepBox",
     "Swap", "TokenRecycling", "Verify",
     "PIPELINES", "autoregressive", "constrained", "read_pipeline", "register_pipeline",

@@ -703,6 +703,41 @@ class Constrain(StepBox):
         super().__init__(grammar=grammar, engine=engine, draft_forced=draft_forced)
 
 
+class Monitor(StepBox):
+    """Monitor-guided decoding: after ``obj.``, only members that static analysis finds on
+    ``obj``'s type may follow (``Context @ Draft -> Context @ Draft``, where ``Constrain``
+    goes: between the drafter and ``Verify``).
+
+    Where the text so far (the prompt's code, and the extra code of the ``context`` resource
+    before it) ends in a member access and a partial name, the analysis lists the members and
+    tokens that would spell another name are masked and pruned from the draft; everywhere
+    else (and where the type is unknown) every token is allowed. jedi analyses the code
+    statically: the model's text is never executed. Like ``Constrain``, it is exact with
+    respect to monitored decoding: a monitored speculative step writes the tokens of monitored
+    greedy decoding (unless an analysis runs out of time). Two constrain boxes in a row
+    (``Constrain`` then ``Monitor``) intersect their masks.
+
+    Args:
+        context: the name of a resource with code the analysis reads before the prompt
+            (definitions the model does not see: text, a file, a project folder, or
+            ``{"code": ..., "project": ...}``); ``None``: the prompt alone.
+        kind: the static analysis (``"jedi"``).
+        timeout: seconds one analysis may take; past it, that position is not monitored.
+    """
+
+    dom, cod = Context @ Draft, Context @ Draft
+    role = "constrain"
+    lossless = False
+    resources = ("context",)
+
+    def __init__(self, context: str | None = None, kind: str = "jedi",
+                 timeout: float = 5.0) -> None:
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                or not timeout > 0:
+            raise ValueError(f"Monitor: timeout must be positive seconds, not {timeout!r}")
+        super().__init__(context=context, kind=kind, timeout=timeout)
+
+
 class Commit(StepBox):
     """Appends the accepted tokens to the context and keeps only their cache entries."""
 
@@ -804,7 +839,7 @@ __all__ = [
     "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup",
     "TokenRecycling", "DraftModel", "Aded", "Retrieval", "Rasd", "Sized", "Merge",
     "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Constrain",
-    "Commit",
+    "Monitor", "Commit",
     "box_to_json", "box_from_json", "ROLES",
     "register_box_class", "box_registry", "is_lossless", "required_resources", "resource_kinds",
     "Context", "Draft", "Scores", "Accepted",

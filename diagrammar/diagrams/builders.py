@@ -10,7 +10,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from diagrammar.diagrams.boxes import (
@@ -29,6 +29,7 @@ from diagrammar.diagrams.boxes import (
     Sized,
     SpecTrAccept,
     SpeculativeSampling,
+    StepBox,
     TokenRecycling,
     Verify,
 )
@@ -38,44 +39,71 @@ from diagrammar.diagrams.errors import PipelineFormatError, WiringError
 PIPELINES: dict[str, Callable[[], Pipeline]] = {}
 
 
+def _constrain_boxes(constrain: StepBox | Sequence[StepBox] | None,
+                     caller: str) -> list[StepBox]:
+    """The constrain-role boxes ``constrain`` names (one box, or several in order)."""
+    if constrain is None:
+        return []
+    boxes = [constrain] if isinstance(constrain, StepBox) else list(constrain)
+    for box in boxes:
+        if not isinstance(box, StepBox) or box.role != "constrain":
+            raise TypeError(f"{caller} takes constrain boxes (Constrain, Monitor, ...), "
+                            f"alone or in a tuple, not {box!r}")
+    return boxes
+
+
 def speculative(drafter: Drafter, accept: Accept | None = None,
-                constrain: Constrain | None = None) -> Pipeline:
+                constrain: StepBox | Sequence[StepBox] | None = None) -> Pipeline:
     """One speculative step: draft, (constrain,) verify the tree in one pass, accept, commit.
+
+    ``constrain`` is a box of the constrain role (``Constrain``, ``Monitor``) or a tuple of
+    them, placed in that order (their masks intersect).
 
     >>> print(speculative(PromptLookup(), constrain=Constrain(grammar="json")))
     PromptLookup >> Constrain(grammar="json") >> Verify >> GreedyAccept >> Commit
+    >>> from diagrammar.diagrams.boxes import Monitor
+    >>> print(speculative(NoDraft(), constrain=(Constrain(grammar="g"), Monitor())))
+    NoDraft >> Constrain(grammar="g") >> Monitor >> Verify >> GreedyAccept >> Commit
     """
     if not isinstance(drafter, Drafter):
         raise TypeError(f"speculative() takes a Drafter box, not {drafter!r}")
-    if constrain is not None and not isinstance(constrain, Constrain):
-        raise TypeError(f"constrain must be a Constrain box, not {constrain!r}")
-    step = drafter >> constrain if constrain is not None else drafter
+    step: Pipeline = drafter
+    for box in _constrain_boxes(constrain, "speculative()"):
+        step = step >> box
     return step >> Verify() >> (accept if accept is not None else GreedyAccept()) >> Commit()
 
 
-def constrained(pipeline: Pipeline, constrain: Constrain | None = None) -> Pipeline:
-    """``pipeline`` with a ``Constrain`` box just before its ``Verify`` box, so that any
-    drafter and acceptance rule decode inside a grammar.
+def constrained(pipeline: Pipeline,
+                constrain: StepBox | Sequence[StepBox] | None = None) -> Pipeline:
+    """``pipeline`` with a ``Constrain`` box (or any constrain-role boxes, e.g. ``Monitor``,
+    or a tuple of them in order) just before its ``Verify`` box, so that any drafter and
+    acceptance rule decode inside a grammar.
 
     >>> print(constrained(speculative(PromptLookup()), Constrain(grammar="json")))
     PromptLookup >> Constrain(grammar="json") >> Verify >> GreedyAccept >> Commit
+    >>> from diagrammar.diagrams.boxes import Monitor
+    >>> print(constrained(speculative(PromptLookup()), Monitor(context="code")))
+    PromptLookup >> Monitor(context="code") >> Verify >> GreedyAccept >> Commit
 
     Raises:
         WiringError: the pipeline has no single ``Verify`` box, or already constrains.
     """
-    constrain = constrain if constrain is not None else Constrain()
-    if not isinstance(constrain, Constrain):
-        raise TypeError(f"constrained() takes a Constrain box, not {constrain!r}")
+    boxes = _constrain_boxes(constrain if constrain is not None else Constrain(),
+                             "constrained()")
     layers = list(pipeline.inside)
-    if any(isinstance(box, Constrain) for _, box, _ in layers):
-        raise WiringError("this pipeline is already constrained: it has a Constrain box")
+    if any(isinstance(box, StepBox) and box.role == "constrain" for _, box, _ in layers):
+        raise WiringError("this pipeline is already constrained: it has a constrain box "
+                          "(to combine several, pass them together: constrain=(a, b))")
     verifies = [index for index, (_, box, _) in enumerate(layers) if isinstance(box, Verify)]
     if len(verifies) != 1:
         raise WiringError(f"constrained() needs a pipeline with one Verify box, this one has "
                           f"{len(verifies)}")
     at = verifies[0]
     left, _, right = layers[at]
-    return pipeline[:at] >> (left @ constrain @ right) >> pipeline[at:]
+    inserted = pipeline[:at]
+    for box in boxes:
+        inserted = inserted >> (left @ box @ right)
+    return inserted >> pipeline[at:]
 
 
 def autoregressive() -> Pipeline:

@@ -43,6 +43,7 @@ from diagrammar.diagrams.boxes import (
     DraftModel,
     GreedyAccept,
     Merge,
+    Monitor,
     NoDraft,
     PromptLookup,
     Rasd,
@@ -56,6 +57,7 @@ from diagrammar.diagrams.boxes import (
 from diagrammar.functors.backends import ImplementationFactory
 from diagrammar.functors.datastores import load_datastore
 from diagrammar.functors.grammars import constrain_implementation
+from diagrammar.functors.monitors import monitor_implementation
 
 
 def _token_recycling(box: TokenRecycling, execute: Any) -> DrafterStep:
@@ -138,6 +140,7 @@ IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     SpeculativeSampling: lambda box, execute: SamplingAcceptStep("speculative"),
     SpecTrAccept: lambda box, execute: SamplingAcceptStep("spectr"),
     Constrain: constrain_implementation,
+    Monitor: monitor_implementation,
     Commit: lambda box, execute: commit_step,
 }
 

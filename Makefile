@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,qnlp,ray]'
+	$(PY) -m pip install -q -e '.[dev,qnlp,ray,kernels]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,5 +1,111 @@
-"""Tree-attention kernels (reference, Triton, Pallas) behind one dispatch function.
+"""Tree-attention kernels behind one dispatch function, :func:`tree_attention`.
 
-Empty so far: the JAX-backend issue adds them. This layer may import torch, jax and triton,
-and nothing else of diagrammar.
+Verification scores a draft tree in one pass: each tree node attends to the whole cached
+prefix and to its ancestors in the tree (the contract is in :mod:`.reference`). The
+implementations:
+
+- ``"reference"``: plain torch operations (:mod:`.reference`), any device, float16 to float64;
+- ``"triton"``: a Triton kernel (:mod:`.triton_tree`), compiled on a CUDA GPU or run by
+  Triton's interpreter on a CPU (``TRITON_INTERPRET=1`` set before Triton is first imported;
+  this is how CI tests it). Triton comes with the ``kernels`` extra, on Linux.
+
+The tree comes as ``parents`` (a list or NumPy array, node 0 the root) or as its packed
+ancestor words (an int64 torch tensor, :func:`.ancestor_words.ancestor_words`).
+
+>>> import torch
+>>> torch.manual_seed(0) and None
+>>> q, k_tree, v_tree = torch.randn(3, 2, 4, 16).unbind(0)
+>>> k_prefix, v_prefix = torch.randn(2, 2, 9, 16).unbind(0)
+>>> out = tree_attention(q, k_prefix, v_prefix, k_tree, v_tree, [-1, 0, 1, 0])
+>>> tuple(out.shape)
+(2, 4, 16)
+>>> reference = tree_attention(q, k_prefix, v_prefix, k_tree, v_tree, [-1, 0, 1, 0],
+...                            impl="reference")
+>>> torch.allclose(out, reference, atol=1e-5)
+True
+
+This layer may import torch, jax and triton, and nothing else of diagrammar. Triton is
+imported only when the Triton implementation is chosen, so that the interpreter setting is
+read as late as possible.
 """
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from diagrammar.kernels.ancestor_words import ancestor_words
+from diagrammar.kernels.reference import tree_attention_reference
+
+#: The implementations :func:`tree_attention` can be asked for.
+IMPLS = ("auto", "reference", "triton")
+
+
+def triton_installed() -> bool:
+    """Whether the ``triton`` package can be imported."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpret_requested() -> bool:
+    """Whether ``TRITON_INTERPRET`` asks for Triton's interpreter (as Triton reads it)."""
+    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def choose_impl(q: torch.Tensor, impl: str = "auto") -> str:
+    """The implementation that runs ``q``'s attention: ``impl`` itself when it is available
+    (a clear error when it is not), or for ``"auto"`` Triton on a CUDA GPU (and on a CPU only
+    when the interpreter is requested), the reference otherwise."""
+    if impl not in IMPLS:
+        raise ValueError(f"unknown tree-attention impl {impl!r}; choose one of {IMPLS}")
+    if impl == "reference":
+        return impl
+    interpreter_dtypes = (torch.float32, torch.float16)
+    if impl == "auto":
+        usable = triton_installed() and (
+            (q.device.type == "cuda" and q.dtype in (*interpreter_dtypes, torch.bfloat16))
+            or (interpret_requested() and q.dtype in interpreter_dtypes))
+        return "triton" if usable else "reference"
+    if not triton_installed():
+        raise RuntimeError("impl='triton' needs the triton package, which is not installed: "
+                           "pip install 'diagrammar[kernels]' (Linux only)")
+    if q.device.type != "cuda" and not interpret_requested():
+        raise RuntimeError(f"impl='triton' on {q.device} tensors runs only in Triton's "
+                           "interpreter: set TRITON_INTERPRET=1 before Triton is first imported "
+                           "(slow; for tests), move the tensors to a CUDA GPU, or use "
+                           "impl='reference'")
+    return impl
+
+
+def tree_attention(q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor,
+                   k_tree: torch.Tensor, v_tree: torch.Tensor,
+                   parents_or_words: Sequence[int] | np.ndarray | torch.Tensor,
+                   impl: str = "auto", scale: float | None = None) -> torch.Tensor:
+    """Attention of the tree's nodes over the prefix and their ancestors.
+
+    Args:
+        q, k_tree, v_tree: ``(heads, T, d)``; k_prefix, v_prefix: ``(heads, P, d)``, P >= 0.
+        parents_or_words: the tree as parents (list, tuple or NumPy array; ``-1`` for node 0,
+            the root; every other parent before its child), or as packed ancestor words (an
+            int64 torch tensor of shape ``(T,)``; any bits, so hand-made masks too).
+        impl: ``"auto"``, ``"reference"`` or ``"triton"`` (see :func:`choose_impl`).
+        scale: the score scale, ``1 / sqrt(d)`` by default.
+
+    Returns:
+        ``(heads, T, d)`` in ``q``'s dtype.
+    """
+    if isinstance(parents_or_words, torch.Tensor):
+        words = parents_or_words.to(q.device)
+    else:
+        words = ancestor_words(parents_or_words, device=q.device)
+    if choose_impl(q, impl) == "triton":
+        from diagrammar.kernels.triton_tree import tree_attention_triton
+
+        return tree_attention_triton(q, k_prefix, v_prefix, k_tree, v_tree, words, scale)
+    return tree_attention_reference(q, k_prefix, v_prefix, k_tree, v_tree, words, scale)
+
+
+__all__ = ["IMPLS", "choose_impl", "interpret_requested", "tree_attention", "triton_installed"]

@@ -37,6 +37,7 @@ Compiling builds the parser and its first mask in a worker thread with a deadlin
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -170,9 +171,18 @@ def llguidance_tokenizer(tokenizer: Any, vocab_size: int) -> Any:
 
 def encoder(tokenizer: Any) -> Any:
     """``text -> token ids`` without special tokens, for forced text (see
-    :meth:`~.protocol.BitmaskMatcher.forced_tokens`)."""
+    :meth:`~.protocol.BitmaskMatcher.forced_tokens`); cached, since a schema forces the same
+    key names again and again."""
+    fast = getattr(tokenizer, "backend_tokenizer", None)    # the Rust tokenizer, if any
+
+    @functools.lru_cache(maxsize=4096)
+    def cached(text: str) -> tuple[int, ...]:
+        if fast is not None:
+            return tuple(fast.encode(text, add_special_tokens=False).ids)
+        return tuple(tokenizer.encode(text, add_special_tokens=False))
+
     def encode(text: str) -> list[int]:
-        return list(tokenizer.encode(text, add_special_tokens=False))
+        return list(cached(text))
     return encode
 
 

@@ -41,7 +41,9 @@ def mask_scores(scores: Any, masks: Sequence[np.ndarray | None]) -> Any:
     if isinstance(scores, np.ndarray):
         return np.where(allowed, scores, -np.inf)
     if hasattr(scores, "masked_fill"):                               # torch
-        blocked = scores.new_tensor(~allowed).bool()
+        import torch
+
+        blocked = torch.from_numpy(~allowed).to(scores.device)
         return scores.masked_fill(blocked, float("-inf"))
     if hasattr(scores, "at"):                                        # JAX
         return scores.at[~allowed].set(-np.inf)

@@ -44,6 +44,10 @@ from diagrammar.models.errors import (
     ModelLoadError,
 )
 
+#: The environment variable read for the lean GPT-2 session's attention when
+#: :class:`HFCausalLM` is given none (``sdpa``, ``reference`` or ``triton``).
+ATTENTION_VARIABLE = "DIAGRAMMAR_ATTENTION"
+
 # -- generation-config settings that Hugging Face applies even to greedy decoding --------------
 # Each entry: (setting, whether a value changes greedy ``generate``, the value that turns it
 # off). It mirrors ``GenerationMixin._get_logits_processor`` (the processors built when
@@ -152,6 +156,16 @@ class HFCausalLM:
     transformers >= 5). For GPT-2 models, ``fast=True`` (the default) uses the lean forward of
     :mod:`diagrammar.models.fast_gpt2` on the same weights.
 
+    ``attention`` picks the lean session's attention: ``"sdpa"`` (the default),
+    ``"reference"`` or ``"triton"`` (the tree-attention kernels of :mod:`diagrammar.kernels`;
+    see :mod:`~diagrammar.models.fast_gpt2`). Left at ``None``, it is read from the
+    ``DIAGRAMMAR_ATTENTION`` environment variable (``"sdpa"`` when unset), which applies to
+    lean sessions only: models that run the Hugging Face forward ignore it, whereas an
+    explicit kernel for such a model is an error. An unknown name, or a kernel that cannot run
+    on the model's device and dtype, fails here. ``self.attention`` is the choice in effect
+    (``None`` for models that run the Hugging Face forward); batched verification
+    (:meth:`batch_session`) always runs ``"sdpa"``.
+
     What wrapping does, and does not do:
 
     - **The caller's model is left as it is.** Its forwards always run in eval semantics
@@ -176,7 +190,8 @@ class HFCausalLM:
       (``model.to(...)``), wrap it again.
     """
 
-    def __init__(self, model: torch.nn.Module, tokenizer=None, fast: bool = True) -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer=None, fast: bool = True,
+                 attention: str | None = None) -> None:
         from diagrammar.models import fast_gpt2
 
         config = model.config
@@ -204,6 +219,31 @@ class HFCausalLM:
             getattr(config, "n_positions", None)
             or getattr(config, "max_position_embeddings", None)
         )
+        #: The lean session's attention (``None``: the model runs the Hugging Face forward).
+        self.attention: str | None = self._choose_attention(attention, fast)
+
+    def _choose_attention(self, attention: str | None, fast: bool) -> str | None:
+        from diagrammar.models import fast_gpt2
+
+        variable = attention is None
+        if variable:
+            attention = os.environ.get(ATTENTION_VARIABLE, "").strip() or "sdpa"
+        source = f" (from ${ATTENTION_VARIABLE})" if variable else ""
+        if attention not in fast_gpt2.ATTENTIONS:
+            raise ValueError(f"unknown attention {attention!r}{source}: choose one of "
+                             f"{', '.join(map(repr, fast_gpt2.ATTENTIONS))}")
+        if not self.fast:
+            if attention == "sdpa" or variable:
+                return None
+            why = "fast=False was given" if not fast else "it is not a plain GPT-2 model"
+            raise ValueError(f"attention={attention!r} selects the attention of the lean GPT-2 "
+                             f"session, but this model runs the Hugging Face forward ({why}): "
+                             "leave attention unset")
+        try:
+            fast_gpt2.attention_kernel(attention, self.device, self.dtype)
+        except (ValueError, RuntimeError) as error:
+            raise type(error)(f"{error}{source}") from None
+        return attention
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, dtype: torch.dtype | None = None,
@@ -245,7 +285,7 @@ class HFCausalLM:
         if self.fast:
             from diagrammar.models.fast_gpt2 import FastGPT2Session
 
-            return FastGPT2Session(self.model, prompt_ids)
+            return FastGPT2Session(self.model, prompt_ids, attention=self.attention)
         from diagrammar.models.hf_session import TreeSession
 
         return TreeSession(self, prompt_ids)
@@ -384,4 +424,4 @@ the folder of a Hugging Face model saved with save_pretrained(), or a Hub id (or
     return HFCausalLM(model.to(device), tokenizer)
 
 
-__all__ = ["HFCausalLM", "load_model", "greedy_settings", "TOKENIZER_FILES"]
+__all__ = ["ATTENTION_VARIABLE", "HFCausalLM", "load_model", "greedy_settings", "TOKENIZER_FILES"]

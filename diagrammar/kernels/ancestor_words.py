@@ -21,6 +21,7 @@ root"; :func:`with_root` converts.)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -102,5 +103,28 @@ def check_words(words: torch.Tensor, nodes: int | None = None) -> None:
                          f"{MAX_TREE_NODES} nodes")
 
 
-__all__ = ["MAX_TREE_NODES", "ancestor_mask", "ancestor_words", "check_parents", "check_words",
-           "with_root"]
+def check_block_shapes(named: dict[str, Any]) -> int:
+    """The shape checks every implementation shares (torch tensors, NumPy or jax arrays): q,
+    the prefix and the tree block ``(heads, length, head size)`` agree in heads and head size,
+    the prefix keys and values alike, the tree block one row per query. Returns the number
+    of tree nodes; a clear ``ValueError`` otherwise."""
+    q = named["q"]
+    heads, nodes, size = q.shape
+    if nodes == 0:
+        raise ValueError("q has no rows: a tree has at least its root")
+    for name in ("k_prefix", "v_prefix", "k_tree", "v_tree"):
+        array = named[name]
+        if array.shape[0] != heads or array.shape[2] != size:
+            raise ValueError(f"{name} has shape {tuple(array.shape)}; q has {heads} heads of "
+                             f"size {size}")
+    if named["k_prefix"].shape != named["v_prefix"].shape:
+        raise ValueError(f"k_prefix {tuple(named['k_prefix'].shape)} and v_prefix "
+                         f"{tuple(named['v_prefix'].shape)} differ")
+    for name in ("k_tree", "v_tree"):
+        if named[name].shape[1] != nodes:
+            raise ValueError(f"{name} has {named[name].shape[1]} rows for {nodes} queries")
+    return nodes
+
+
+__all__ = ["MAX_TREE_NODES", "ancestor_mask", "ancestor_words", "check_block_shapes",
+           "check_parents", "check_words", "with_root"]

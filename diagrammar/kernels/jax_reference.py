@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from diagrammar.kernels.ancestor_words import MAX_TREE_NODES, ancestor_words
+from diagrammar.kernels.ancestor_words import MAX_TREE_NODES, ancestor_words, check_block_shapes
 
 #: Bits in each half of a packed ancestor word.
 HALF_BITS = 32
@@ -148,20 +148,7 @@ def check_jax_inputs(q: Any, k_prefix: Any, v_prefix: Any, k_tree: Any, v_tree: 
             raise ValueError(f"{name} must be floating point, got {array.dtype}")
         if array.dtype != q.dtype:
             raise ValueError(f"{name} is {array.dtype} but q is {q.dtype}")
-    heads, nodes, size = q.shape
-    if nodes == 0:
-        raise ValueError("q has no rows: a tree has at least its root")
-    for name in ("k_prefix", "v_prefix", "k_tree", "v_tree"):
-        array = named[name]
-        if array.shape[0] != heads or array.shape[2] != size:
-            raise ValueError(f"{name} has shape {tuple(array.shape)}; q has {heads} heads of "
-                             f"size {size}")
-    if k_prefix.shape != v_prefix.shape:
-        raise ValueError(f"k_prefix {tuple(k_prefix.shape)} and v_prefix "
-                         f"{tuple(v_prefix.shape)} differ")
-    for name in ("k_tree", "v_tree"):
-        if named[name].shape[1] != nodes:
-            raise ValueError(f"{name} has {named[name].shape[1]} rows for {nodes} queries")
+    check_block_shapes(named)
 
 
 def devices(array: jax.Array) -> list[Any]:

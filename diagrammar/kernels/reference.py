@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from diagrammar.kernels.ancestor_words import ancestor_mask, check_words
+from diagrammar.kernels.ancestor_words import ancestor_mask, check_block_shapes, check_words
 
 
 def check_inputs(q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor,
@@ -48,20 +48,7 @@ def check_inputs(q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tensor
             raise ValueError(f"{name} is {tensor.dtype} but q is {q.dtype}")
         if tensor.device != q.device:
             raise ValueError(f"{name} is on {tensor.device} but q is on {q.device}")
-    heads, nodes, size = q.shape
-    if nodes == 0:
-        raise ValueError("q has no rows: a tree has at least its root")
-    for name in ("k_prefix", "v_prefix", "k_tree", "v_tree"):
-        tensor = named[name]
-        if tensor.shape[0] != heads or tensor.shape[2] != size:
-            raise ValueError(f"{name} has shape {tuple(tensor.shape)}; q has {heads} heads of "
-                             f"size {size}")
-    if k_prefix.shape != v_prefix.shape:
-        raise ValueError(f"k_prefix {tuple(k_prefix.shape)} and v_prefix "
-                         f"{tuple(v_prefix.shape)} differ")
-    for name in ("k_tree", "v_tree"):
-        if named[name].shape[1] != nodes:
-            raise ValueError(f"{name} has {named[name].shape[1]} rows for {nodes} queries")
+    nodes = check_block_shapes(named)
     check_words(words, nodes)
     if words.device != q.device:
         raise ValueError(f"ancestor words are on {words.device} but q is on {q.device}")

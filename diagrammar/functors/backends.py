@@ -3,16 +3,18 @@
 ``Execute(model, backend=name)`` looks the backend up here and loads the model with it; the
 model must follow the :class:`~diagrammar.decoding.protocols.LanguageModel` contract, and the
 step wiring (:mod:`diagrammar.decoding.steps`) is the same for every backend. A new backend
-(JAX, say) is a loader whose model returns its own session class; it may also override the
-implementation of some boxes (a fused kernel, a compiled step).
+is a loader whose model returns its own session class; it may also override the
+implementation of some boxes (a fused kernel, a compiled step). Two are registered: ``torch``
+(:mod:`diagrammar.models.loader`) and ``jax`` (:mod:`diagrammar.models.jax`, GPT-2 and
+Llama-style folders; ``jax`` is imported only when it is used).
 
 >>> from diagrammar.functors.backends import Backend, backend_registry, register_backend
 >>> with backend_registry():
 ...     _ = register_backend(Backend("mine", load_model=lambda model: model))
 ...     sorted(BACKENDS)
-['mine', 'torch']
+['jax', 'mine', 'torch']
 >>> sorted(BACKENDS)
-['torch']
+['jax', 'torch']
 """
 
 from __future__ import annotations
@@ -70,7 +72,14 @@ def _load_torch(model: Any) -> Any:
     return load_torch_model(model)
 
 
+def _load_jax(model: Any) -> Any:
+    from diagrammar.models.jax.loader import load_jax_model  # imports jax, only when used
+
+    return load_jax_model(model)
+
+
 register_backend(Backend("torch", load_model=_load_torch))
+register_backend(Backend("jax", load_model=_load_jax))
 
 __all__ = ["Backend", "BACKENDS", "Implementation", "ImplementationFactory", "register_backend",
            "backend_registry"]

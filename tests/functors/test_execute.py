@@ -114,7 +114,7 @@ def test_unknown_box_and_backend_are_clear_errors(model):
     with pytest.raises(ExecuteError, match=r"box 'Fixed\(tokens=\[\]\)' \(Fixed\) has no "
                                            "implementation on the 'torch' backend"):
         Execute(model)(speculative(Fixed()))
-    with pytest.raises(ValueError, match="unknown backend 'tpu'; known backends: torch"):
+    with pytest.raises(ValueError, match="unknown backend 'tpu'; known backends: jax, torch"):
         Execute(model, backend="tpu")
     with pytest.raises(TypeError, match="takes a pipeline"):
         Execute(model)("not a diagram")

@@ -43,6 +43,7 @@ from diagrammar.models.errors import (
     ModelError,
     ModelLoadError,
 )
+from diagrammar.models.text import TokenizerText
 
 #: The environment variable read for the lean GPT-2 session's attention when
 #: :class:`HFCausalLM` is given none (``sdpa``, ``reference`` or ``triton``).
@@ -148,7 +149,7 @@ def _eval_view(model: torch.nn.Module) -> torch.nn.Module:
     return clone(model)
 
 
-class HFCausalLM:
+class HFCausalLM(TokenizerText):
     """A Hugging Face causal LM (and optionally its tokenizer), ready for tree verification.
 
     Works with any decoder-only model whose forward accepts ``position_ids``, a 4-D additive
@@ -252,21 +253,6 @@ class HFCausalLM:
         """Loads a model and its tokenizer from a local folder or a cached Hub id
         (see :func:`load_model`)."""
         return load_model(path, dtype=dtype, device=device, require_tokenizer=require_tokenizer)
-
-    # -- text -----------------------------------------------------------------------------------
-    def _require_tokenizer(self):
-        if self.tokenizer is None:
-            raise ModelLoadError("this model has no tokenizer: pass token ids, or load the model "
-                                 "from a folder that holds a tokenizer")
-        return self.tokenizer
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``, with the tokenizer's usual special tokens (e.g. BOS)."""
-        return list(self._require_tokenizer()(text)["input_ids"])
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of ``ids``, special tokens dropped."""
-        return self._require_tokenizer().decode(list(ids), skip_special_tokens=True)
 
     # -- sessions -------------------------------------------------------------------------------
     def check_length(self, prompt_length: int, max_new_tokens: int) -> None:

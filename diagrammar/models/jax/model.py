@@ -46,6 +46,7 @@ from diagrammar.models.jax.architecture import Architecture
 from diagrammar.models.jax.session import JaxSession
 from diagrammar.models.jax.transformer import Cache
 from diagrammar.models.jax.weights import parameters, read_safetensors
+from diagrammar.models.text import TokenizerText
 
 #: dtype names :class:`JaxCausalLM` takes.
 DTYPES = ("float32", "float64", "bfloat16", "float16")
@@ -116,7 +117,7 @@ def _compact(keys, values, sources, destination):
     return transformer.compact(keys, values, sources, destination)
 
 
-class JaxCausalLM:
+class JaxCausalLM(TokenizerText):
     """A GPT-2 or Llama-style causal LM in JAX, ready for tree verification.
 
     Args:
@@ -192,21 +193,6 @@ class JaxCausalLM:
         model = cls(architecture, params, tokenizer, eos_ids, dtype, device)
         model.folder = folder
         return model
-
-    # -- text -------------------------------------------------------------------------------------
-    def _require_tokenizer(self):
-        if self.tokenizer is None:
-            raise ModelLoadError("this model has no tokenizer: pass token ids, or load the model "
-                                 "from a folder that holds a tokenizer")
-        return self.tokenizer
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``, with the tokenizer's usual special tokens (e.g. BOS)."""
-        return list(self._require_tokenizer()(text)["input_ids"])
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """Text of ``ids``, special tokens dropped."""
-        return self._require_tokenizer().decode(list(ids), skip_special_tokens=True)
 
     # -- sessions ---------------------------------------------------------------------------------
     def check_length(self, prompt_length: int, max_new_tokens: int) -> None:

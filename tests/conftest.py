@@ -4,11 +4,18 @@ folder with a tokenizer trained here."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# Triton reads TRITON_INTERPRET when it decorates a kernel, and some installed packages import
+# it during collection: set it before anything else (the kernel tests and the kernels' doctests
+# run Triton interpreted on the CPU; DIAGRAMMAR_KERNEL_DEVICE=cuda runs them compiled).
+if os.environ.get("DIAGRAMMAR_KERNEL_DEVICE", "cpu") == "cpu":
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 logging.getLogger("transformers").setLevel(logging.ERROR)
 # Helper modules of the tests (e.g. the NumPy backend) import by their own unique names.

@@ -275,7 +275,7 @@ def test_span_prints_the_exact_best_spans_and_the_greedy_one(run, saved_model_di
     greedy = run("span", "--model", str(saved_model_dir), "--prompt", question,
                  "--passage-file", str(passage), "--greedy", "--max-span-tokens", "6", "--json")
     (found,) = json.loads(greedy.stdout)
-    assert found["log_prob"] <= spans[0]["log_prob"] + 1e-9
+    assert found["log_prob"] <= spans[0]["log_prob"] + 1e-5     # float32: tree vs chain passes
     plain = run("span", "--model", str(saved_model_dir), "--prompt", question,
                 "--passage", text, "--top-k", "2")
     assert plain.exit_code == 0 and len(plain.output.strip().splitlines()) == 2

@@ -102,6 +102,17 @@ def load_grammar(value: Any) -> GrammarSpec:
     return as_spec(value)
 
 
+def model_tokenizer(box: Any, model: Any, needs: str) -> Any:
+    """The model's tokenizer, which a box that reads tokens as text (a grammar, a monitor)
+    needs; a :class:`GrammarError` naming the box when the model has none."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise GrammarError(f"box {box.name!r}: {needs} needs the model's tokenizer (to know "
+                           "which text each token is), and this model has none: load a model "
+                           "folder with its tokenizer files")
+    return tokenizer
+
+
 def constrain_implementation(box: Any, execute: Any) -> Any:
     """The ``Constrain`` box on a backend: its grammar resource compiled by its engine for
     the model's tokenizer (see :class:`~diagrammar.decoding.constraints.step.ConstrainStep`)."""
@@ -110,13 +121,9 @@ def constrain_implementation(box: Any, execute: Any) -> Any:
 
     spec = load_grammar(execute.resource(box, "grammar"))
     model = execute.model
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        raise GrammarError(f"box {box.name!r}: a grammar needs the model's tokenizer (to know "
-                           "which text each token is), and this model has none: load a model "
-                           "folder with its tokenizer files")
+    tokenizer = model_tokenizer(box, model, "a grammar")
     compiled = compile_grammar(spec, tokenizer, model.vocab_size, engine=box.spec["engine"])
     return ConstrainStep(compiled, draft_forced=box.spec.get("draft_forced", 16))
 
 
-__all__ = ["load_grammar", "constrain_implementation"]
+__all__ = ["load_grammar", "constrain_implementation", "model_tokenizer"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from diagrammar.decoding.constraints.monitor import JediMonitor, MonitorContext, MonitorStep
+from diagrammar.functors.grammars import model_tokenizer
 
 _KINDS = 'code text, a path to a file or a folder, or {"code": ..., "project": ...}'
 
@@ -70,11 +71,7 @@ def load_context(value: Any) -> MonitorContext:
 
 def _jedi(box: Any, execute: Any, context: MonitorContext) -> MonitorStep:
     model = execute.model
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        raise ValueError(f"box {box.name!r}: a monitor needs the model's tokenizer (to know "
-                         "which text each token is), and this model has none: load a model "
-                         "folder with its tokenizer files")
+    tokenizer = model_tokenizer(box, model, "a monitor")
     eos = sorted(getattr(model, "eos_token_ids", ()) or ())
     monitor = JediMonitor(tokenizer, model.vocab_size, eos, context=context,
                           timeout=float(box.spec["timeout"]))

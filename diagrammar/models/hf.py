@@ -38,10 +38,10 @@ from typing import Any
 import torch
 
 from diagrammar.models.errors import (
-    ContextTooLongError,
     GenerationConfigError,
     ModelError,
     ModelLoadError,
+    check_context,
 )
 from diagrammar.models.text import TokenizerText
 
@@ -257,14 +257,7 @@ class HFCausalLM(TokenizerText):
     # -- sessions -------------------------------------------------------------------------------
     def check_length(self, prompt_length: int, max_new_tokens: int) -> None:
         """Raises :class:`ContextTooLongError` when prompt plus new tokens cannot fit."""
-        if prompt_length < 1:
-            raise ValueError("the prompt is empty: give at least one token")
-        if self.max_positions is not None and prompt_length + max_new_tokens > self.max_positions:
-            raise ContextTooLongError(
-                f"the prompt has {prompt_length} tokens and {max_new_tokens} new tokens were "
-                f"asked for, but the model's context holds {self.max_positions}: shorten the "
-                "prompt or ask for fewer new tokens"
-            )
+        check_context(prompt_length, max_new_tokens, self.max_positions)
 
     def session(self, prompt_ids: Sequence[int]) -> Any:
         """Prefills the cache with the prompt (all but its last token) and returns the session."""

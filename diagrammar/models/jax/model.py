@@ -37,9 +37,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from diagrammar.models.errors import (
-    ContextTooLongError,
     GenerationConfigError,
     ModelLoadError,
+    check_context,
 )
 from diagrammar.models.jax import transformer
 from diagrammar.models.jax.architecture import Architecture
@@ -202,13 +202,7 @@ class JaxCausalLM(TokenizerText):
         loop checks the length just before it opens the session), so that a generation
         allocates its cache once.
         """
-        if prompt_length < 1:
-            raise ValueError("the prompt is empty: give at least one token")
-        if self.max_positions is not None and prompt_length + max_new_tokens > self.max_positions:
-            raise ContextTooLongError(
-                f"the prompt has {prompt_length} tokens and {max_new_tokens} new tokens were "
-                f"asked for, but the model's context holds {self.max_positions}: shorten the "
-                "prompt or ask for fewer new tokens")
+        check_context(prompt_length, max_new_tokens, self.max_positions)
         self._planned_length = prompt_length + max_new_tokens
 
     def session(self, prompt_ids: Sequence[int], capacity: int | None = None) -> JaxSession:

@@ -1,8 +1,8 @@
 """The kernel tests run Triton in its interpreter on the CPU, as CI does.
 
-``triton.jit`` reads ``TRITON_INTERPRET`` when it decorates a kernel, so the variable is set
-here, before any test module imports :mod:`diagrammar.kernels.triton_tree` (nothing else in
-the suite imports Triton; ``test_interpreter_is_on`` fails if something did it first).
+``triton.jit`` reads ``TRITON_INTERPRET`` when it decorates a kernel, so ``tests/conftest.py``
+sets the variable before anything imports Triton (some installed packages import it during
+collection); ``test_interpreter_is_on`` fails if the kernels were decorated without it.
 
 ``DIAGRAMMAR_KERNEL_DEVICE=cuda`` runs the same tests compiled on a GPU instead.
 """
@@ -14,8 +14,6 @@ import os
 import pytest
 
 KERNEL_DEVICE = os.environ.get("DIAGRAMMAR_KERNEL_DEVICE", "cpu")
-if KERNEL_DEVICE == "cpu":
-    os.environ["TRITON_INTERPRET"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -8,35 +8,30 @@ Token Recycling) decode the very tokens of the default session and of Hugging Fa
 takes no float64), float32 1e-4 (as ``test_hf_tree.py``; seen: about 1e-7), float16 2e-2
 (the kernel against the float16 sdpa session; seen: about 2e-3).
 
-``triton.jit`` reads ``TRITON_INTERPRET`` when it decorates a kernel, so the variable is set
-below, before anything imports Triton, exactly as ``tests/kernels/conftest.py`` does (the two
-agree, whichever is collected first; nothing else reads it). ``DIAGRAMMAR_KERNEL_DEVICE=cuda``
-runs the same tests compiled on a GPU instead.
+``triton.jit`` reads ``TRITON_INTERPRET`` when it decorates a kernel: ``tests/conftest.py``
+sets it before anything imports Triton. ``DIAGRAMMAR_KERNEL_DEVICE=cuda`` runs the same tests
+compiled on a GPU instead.
 """
 
 from __future__ import annotations
 
 import os
+import random
+
+import pytest
+import torch
+from conftest import EOS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from diagrammar import kernels
+from diagrammar.diagrams import PIPELINES
+from diagrammar.functors import Execute
+from diagrammar.models import HFCausalLM
+from diagrammar.models.fast_gpt2 import ATTENTIONS, FastGPT2Session
+from diagrammar.models.hf import ATTENTION_VARIABLE
 
 DEVICE = os.environ.get("DIAGRAMMAR_KERNEL_DEVICE", "cpu")
-if DEVICE == "cpu":
-    os.environ["TRITON_INTERPRET"] = "1"
-
-import random  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from conftest import EOS  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from diagrammar import kernels  # noqa: E402
-from diagrammar.diagrams import PIPELINES  # noqa: E402
-from diagrammar.functors import Execute  # noqa: E402
-from diagrammar.models import HFCausalLM  # noqa: E402
-from diagrammar.models.fast_gpt2 import ATTENTIONS, FastGPT2Session  # noqa: E402
-from diagrammar.models.hf import ATTENTION_VARIABLE  # noqa: E402
-
 KERNELS = ["reference", "triton"]
 VOCAB = 48
 #: Small GPT-2 shapes: (layers, width, heads); head sizes 4 to 16.

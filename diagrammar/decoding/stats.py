@@ -34,6 +34,13 @@ class DecodeStats:
             further token); ``None`` when it ended by an end token or the budget.
         box_counters: what boxes counted, by box name (a ``Constrain`` box: draft nodes
             pruned, forced tokens drafted, mask time).
+        mode: ``"per-step"`` (Python runs each step's boxes) or ``"compiled"`` (the whole
+            decode ran as one compiled loop on the device; its time is not split by box).
+        mode_reason: why a step that could have been compiled ran per step (a box without
+            an array implementation, sampling, a request); ``None`` otherwise.
+        compiles: compiles the decode caused (JAX backend; 0 elsewhere).
+        compile_seconds: their time, not counted in ``decode_seconds`` for a compiled loop
+            (a per-step decode compiles inside its steps, so there it is part of both).
     """
 
     steps: int
@@ -46,6 +53,10 @@ class DecodeStats:
     draft_nodes_per_step: list[int] = field(default_factory=list)
     stop_reason: str | None = None
     box_counters: dict[str, dict[str, float]] = field(default_factory=dict)
+    mode: str = "per-step"
+    mode_reason: str | None = None
+    compiles: int = 0
+    compile_seconds: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -88,6 +99,10 @@ class DecodeStats:
             "config": self.config.as_dict(),
             "stop_reason": self.stop_reason,
             "box_counters": {name: dict(counts) for name, counts in self.box_counters.items()},
+            "mode": self.mode,
+            "mode_reason": self.mode_reason,
+            "compiles": self.compiles,
+            "compile_seconds": self.compile_seconds,
         }
 
     def summary(self) -> str:
@@ -97,6 +112,9 @@ class DecodeStats:
             f"MAT {self.mean_accepted:.2f}, {self.tokens_per_second:.1f} tokens/s "
             f"({self.seconds * 1000:.0f} ms, prefill {self.prefill_seconds * 1000:.0f} ms)"
         ]
+        if self.mode != "per-step" or self.compiles:
+            lines.append(f"  {self.mode} loop, {self.compiles} compiles "
+                         f"({self.compile_seconds * 1000:.0f} ms)")
         total = sum(self.box_seconds.values()) or 1.0
         for name, seconds in sorted(self.box_seconds.items(), key=lambda kv: -kv[1]):
             lines.append(f"  {name:<40} {seconds * 1000:8.1f} ms  {100 * seconds / total:5.1f}%")

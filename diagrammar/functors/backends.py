@@ -4,9 +4,11 @@
 model must follow the :class:`~diagrammar.decoding.protocols.LanguageModel` contract, and the
 step wiring (:mod:`diagrammar.decoding.steps`) is the same for every backend. A new backend
 is a loader whose model returns its own session class; it may also override the
-implementation of some boxes (a fused kernel, a compiled step). Two are registered: ``torch``
-(:mod:`diagrammar.models.loader`) and ``jax`` (:mod:`diagrammar.models.jax`, GPT-2 and
-Llama-style folders; ``jax`` is imported only when it is used).
+implementation of some boxes (a fused kernel), and compile whole steps (``whole_step``: a
+decoder's step as one compiled loop, or the reason it cannot be). Two are registered:
+``torch`` (:mod:`diagrammar.models.loader`) and ``jax`` (:mod:`diagrammar.models.jax`, GPT-2
+and Llama-style folders, with whole-step compilation from :mod:`diagrammar.functors.compiled`;
+``jax`` is imported only when it is used).
 
 >>> from diagrammar.functors.backends import Backend, backend_registry, register_backend
 >>> with backend_registry():
@@ -38,11 +40,16 @@ class Backend:
         name: what ``Execute(..., backend=name)`` says.
         load_model: turns what the user passed into a ``LanguageModel``.
         implementations: box class -> factory, overriding the shared table for this backend.
+        whole_step: ``(decoder, custom box classes) -> (loop or None, reason or None)``: the
+            decoder's whole step compiled into one loop (see
+            :func:`diagrammar.functors.compiled.whole_step_loop`); ``None`` when the backend
+            only runs the per-step loop.
     """
 
     name: str
     load_model: Callable[[Any], Any]
     implementations: dict[type, ImplementationFactory] = field(default_factory=dict)
+    whole_step: Callable[[Any, frozenset[type]], tuple[Any, str | None]] | None = None
 
 
 #: Registered backends by name.
@@ -78,8 +85,14 @@ def _load_jax(model: Any) -> Any:
     return load_jax_model(model)
 
 
+def _jax_whole_step(decoder: Any, custom: frozenset[type]) -> tuple[Any, str | None]:
+    from diagrammar.functors.compiled import whole_step_loop  # imports jax, only when used
+
+    return whole_step_loop(decoder, custom)
+
+
 register_backend(Backend("torch", load_model=_load_torch))
-register_backend(Backend("jax", load_model=_load_jax))
+register_backend(Backend("jax", load_model=_load_jax, whole_step=_jax_whole_step))
 
 __all__ = ["Backend", "BACKENDS", "Implementation", "ImplementationFactory", "register_backend",
            "backend_registry"]

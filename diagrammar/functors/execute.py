@@ -131,6 +131,39 @@ class Decoder(CompiledDiagram):
         self.model = model
         self.execute = execute
         self.batch_stats: Any = None
+        self._whole_step: tuple[Any, str | None] | None = None
+
+    @property
+    def step_mode(self) -> str:
+        """``"auto"``, ``"compiled"`` or ``"per-step"`` (see :class:`Execute`)."""
+        return self.execute.step_mode if self.execute is not None else "per-step"
+
+    def whole_step(self) -> tuple[Any, str | None]:
+        """The step compiled as one loop (built once), or ``(None, why it cannot be)``."""
+        if self._whole_step is None:
+            backend = self.execute.backend if self.execute is not None else None
+            if backend is None or backend.whole_step is None:
+                name = backend.name if backend is not None else "no"
+                self._whole_step = (None, f"the {name} backend does not compile whole steps")
+            else:
+                self._whole_step = backend.whole_step(self, self.execute.custom)
+        return self._whole_step
+
+    def _choose_loop(self, config: GenerationConfig | None) -> tuple[Any, str | None]:
+        """The compiled loop to decode with, or ``(None, why not)``; the reason is ``None``
+        on a backend without compiled loops."""
+        mode = self.step_mode
+        compiles = self.execute is not None and self.execute.backend.whole_step is not None
+        if not compiles and mode != "compiled":
+            return None, None
+        if mode == "per-step":
+            return None, "step_mode='per-step' was asked"
+        loop, reason = self.whole_step()
+        if loop is not None and config is not None and not config.greedy:
+            loop, reason = None, "sampling runs per step (a compiled step accepts greedily)"
+        if loop is None and mode == "compiled":
+            raise ExecuteError(f"step_mode='compiled', but this step cannot compile: {reason}")
+        return loop, reason
 
     def step(self, state: DecodeState) -> DecodeState:
         """Runs one decoding step."""
@@ -229,9 +262,21 @@ class Decoder(CompiledDiagram):
                 results[index] = result
             return results
         ids = self.model.encode(prompt) if isinstance(prompt, str) else list(prompt)
-        result = decode(self.step, self.model, ids, max_new_tokens, config=config,
-                        start=self.start, box_seconds=self.box_seconds)
-        result.stats.box_counters = self.box_counters()
+        loop, reason = self._choose_loop(config)
+        compiles = getattr(self.model, "compiles", 0)
+        compile_seconds = getattr(self.model, "compile_seconds", 0.0)
+        if loop is not None:
+            from diagrammar.decoding.compiled.loop import decode_compiled
+
+            result = decode_compiled(loop, self.model, ids, max_new_tokens, config)
+        else:
+            result = decode(self.step, self.model, ids, max_new_tokens, config=config,
+                            start=self.start, box_seconds=self.box_seconds)
+            result.stats.box_counters = self.box_counters()
+            result.stats.mode_reason = reason
+        result.stats.compiles = getattr(self.model, "compiles", 0) - compiles
+        result.stats.compile_seconds = getattr(self.model, "compile_seconds", 0.0) \
+            - compile_seconds
         if getattr(self.model, "tokenizer", None) is not None:
             result.text = self.model.decode(result.tokens)
         return result
@@ -364,14 +409,28 @@ class Execute:
             precedence over the backend's and the shared table (a custom functor).
         resources: name -> object (a draft model, a grammar, a datastore, a solver) for the
             boxes whose spec names a resource; checked when a diagram is compiled.
+        step_mode: on a backend that compiles whole steps (``jax``): ``"auto"`` (default)
+            runs a greedy decode as one compiled loop when every box of the step has an
+            array implementation, else per step; ``"compiled"`` requires the compiled loop
+            (an :class:`ExecuteError` says why it cannot); ``"per-step"`` never compiles
+            the whole step. ``stats.mode`` says which ran and ``stats.mode_reason`` why not
+            compiled.
     """
+
+    #: The values of ``step_mode``.
+    STEP_MODES = ("auto", "compiled", "per-step")
 
     def __init__(self, model: Any, backend: str = "torch",
                  implementations: Mapping[type[StepBox], ImplementationFactory] | None = None,
-                 resources: Mapping[str, Any] | None = None) -> None:
+                 resources: Mapping[str, Any] | None = None, step_mode: str = "auto") -> None:
         if backend not in BACKENDS:
             known = ", ".join(sorted(BACKENDS))
             raise ValueError(f"unknown backend {backend!r}; known backends: {known}")
+        if step_mode not in self.STEP_MODES:
+            raise ValueError(f"step_mode must be one of {', '.join(self.STEP_MODES)}, not "
+                             f"{step_mode!r}")
+        self.step_mode = step_mode
+        self.custom: frozenset[type] = frozenset(implementations or {})
         self.backend = BACKENDS[backend]
         self.model = self.backend.load_model(model)
         self.implementations: dict[type[StepBox], ImplementationFactory] = {

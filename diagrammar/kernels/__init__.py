@@ -34,7 +34,8 @@ True
 
 This layer may import torch, jax and triton, and nothing else of diagrammar. Triton is
 imported only when the Triton implementation is chosen, so that the interpreter setting is
-read as late as possible.
+read as late as possible; torch only when torch tensors are given, so that the JAX kernels
+(:mod:`.jax_reference`, :mod:`.pallas_tree`) run without it.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from diagrammar.kernels.ancestor_words import ancestor_words
-from diagrammar.kernels.reference import tree_attention_reference
+if TYPE_CHECKING:
+    import torch
 
 #: The implementations :func:`tree_attention` can be asked for, for torch tensors.
 IMPLS = ("auto", "reference", "triton")
@@ -94,6 +95,8 @@ def choose_impl(q: torch.Tensor, impl: str = "auto") -> str:
         raise ValueError(f"unknown tree-attention impl {impl!r}{hint}; choose one of {IMPLS}")
     if impl == "reference":
         return impl
+    import torch
+
     interpreter_dtypes = (torch.float32, torch.float16)
     if impl == "auto":
         usable = triton_installed() and (
@@ -132,6 +135,11 @@ def tree_attention(q: torch.Tensor, k_prefix: torch.Tensor, v_prefix: torch.Tens
     if is_jax_array(q):
         return _tree_attention_jax(q, k_prefix, v_prefix, k_tree, v_tree, parents_or_words,
                                    impl, scale)
+    import torch
+
+    from diagrammar.kernels.ancestor_words import ancestor_words
+    from diagrammar.kernels.reference import tree_attention_reference
+
     if isinstance(parents_or_words, torch.Tensor):
         words = parents_or_words.to(q.device)
     else:
@@ -152,7 +160,8 @@ def _tree_attention_jax(q, k_prefix, v_prefix, k_tree, v_tree, parents_or_words,
     )
 
     words = parents_or_words
-    if not (isinstance(words, torch.Tensor) or is_jax_array(words)):
+    torch = sys.modules.get("torch")     # torch words are taken as they are, if torch is loaded
+    if not ((torch is not None and isinstance(words, torch.Tensor)) or is_jax_array(words)):
         words = ancestor_word_pairs(words)
     if choose_impl(q, impl) == "pallas":
         from diagrammar.kernels.pallas_tree import tree_attention_pallas

@@ -21,10 +21,12 @@ root"; :func:`with_root` converts.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:     # torch is imported where a tensor is made: the JAX kernels run without it
+    import torch
 
 #: The most nodes (root included) whose rows fit one int64 word.
 MAX_TREE_NODES = 64
@@ -62,9 +64,8 @@ def check_parents(parents: Sequence[int]) -> np.ndarray:
     return array
 
 
-def ancestor_words(parents: Sequence[int], device: torch.device | str | None = None
-                   ) -> torch.Tensor:
-    """The packed ancestor mask of the tree ``parents``: an int64 tensor of shape ``(T,)``.
+def ancestor_words_array(parents: Sequence[int]) -> np.ndarray:
+    """The packed ancestor mask of the tree ``parents`` as a NumPy int64 array ``(T,)``.
 
     One pass in node order: a node's word is its parent's word plus its own bit.
     """
@@ -73,13 +74,24 @@ def ancestor_words(parents: Sequence[int], device: torch.device | str | None = N
     for node in range(array.size):
         own = np.uint64(1) << np.uint64(node)
         words[node] = own if node == 0 else words[array[node]] | own
-    tensor = torch.from_numpy(words.view(np.int64))
+    return words.view(np.int64)
+
+
+def ancestor_words(parents: Sequence[int], device: torch.device | str | None = None
+                   ) -> torch.Tensor:
+    """The packed ancestor mask of the tree ``parents``: an int64 tensor of shape ``(T,)``
+    (:func:`ancestor_words_array` as a torch tensor)."""
+    import torch
+
+    tensor = torch.from_numpy(ancestor_words_array(parents))
     return tensor if device is None else tensor.to(device)
 
 
 def ancestor_mask(words: torch.Tensor, size: int | None = None) -> torch.Tensor:
     """The dense boolean mask ``(T, size)`` that ``words`` packs (``size`` defaults to T):
     ``mask[i, j]`` is bit ``j`` of ``words[i]``."""
+    import torch
+
     check_words(words)
     size = words.shape[0] if size is None else size
     if size > MAX_TREE_NODES:
@@ -90,6 +102,8 @@ def ancestor_mask(words: torch.Tensor, size: int | None = None) -> torch.Tensor:
 
 def check_words(words: torch.Tensor, nodes: int | None = None) -> None:
     """A clear ``ValueError`` unless ``words`` is an int64 tensor of shape ``(nodes,)``."""
+    import torch
+
     if not isinstance(words, torch.Tensor):
         raise ValueError(f"ancestor words must be a torch tensor, got {type(words).__name__}")
     if words.dtype != torch.int64:
@@ -103,19 +117,28 @@ def check_words(words: torch.Tensor, nodes: int | None = None) -> None:
                          f"{MAX_TREE_NODES} nodes")
 
 
-def check_block_shapes(named: dict[str, Any]) -> int:
+def check_block_shapes(named: dict[str, Any], grouped: bool = False) -> int:
     """The shape checks every implementation shares (torch tensors, NumPy or jax arrays): q,
     the prefix and the tree block ``(heads, length, head size)`` agree in heads and head size,
     the prefix keys and values alike, the tree block one row per query. Returns the number
-    of tree nodes; a clear ``ValueError`` otherwise."""
+    of tree nodes; a clear ``ValueError`` otherwise.
+
+    With ``grouped`` (grouped-query attention, for the implementations that take it), keys and
+    values may have fewer heads than q, a number that divides q's (and is the same for all
+    four)."""
     q = named["q"]
     heads, nodes, size = q.shape
     if nodes == 0:
         raise ValueError("q has no rows: a tree has at least its root")
+    kv_heads = named["k_prefix"].shape[0] if grouped else heads
+    if grouped and (kv_heads == 0 or heads % kv_heads):
+        raise ValueError(f"k_prefix has {kv_heads} heads, which does not divide q's {heads} "
+                         "(grouped-query attention)")
     for name in ("k_prefix", "v_prefix", "k_tree", "v_tree"):
         array = named[name]
-        if array.shape[0] != heads or array.shape[2] != size:
-            raise ValueError(f"{name} has shape {tuple(array.shape)}; q has {heads} heads of "
+        if array.shape[0] != kv_heads or array.shape[2] != size:
+            what = f"{kv_heads} key/value heads" if kv_heads != heads else f"{heads} heads"
+            raise ValueError(f"{name} has shape {tuple(array.shape)}; q has {what} of "
                              f"size {size}")
     if named["k_prefix"].shape != named["v_prefix"].shape:
         raise ValueError(f"k_prefix {tuple(named['k_prefix'].shape)} and v_prefix "
@@ -126,5 +149,5 @@ def check_block_shapes(named: dict[str, Any]) -> int:
     return nodes
 
 
-__all__ = ["MAX_TREE_NODES", "ancestor_mask", "ancestor_words", "check_block_shapes",
-           "check_parents", "check_words", "with_root"]
+__all__ = ["MAX_TREE_NODES", "ancestor_mask", "ancestor_words", "ancestor_words_array",
+           "check_block_shapes", "check_parents", "check_words", "with_root"]

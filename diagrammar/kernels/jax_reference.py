@@ -54,7 +54,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from diagrammar.kernels.ancestor_words import MAX_TREE_NODES, ancestor_words, check_block_shapes
+from diagrammar.kernels.ancestor_words import (
+    MAX_TREE_NODES,
+    ancestor_words_array,
+    check_block_shapes,
+)
 
 #: Bits in each half of a packed ancestor word.
 HALF_BITS = 32
@@ -63,8 +67,8 @@ HALF_BITS = 32
 def ancestor_word_pairs(parents: Sequence[int]) -> jax.Array:
     """The packed ancestor mask of the tree ``parents`` as int32 ``[low, high]`` pairs
     ``(T, 2)`` (see the module docstring); the tree is checked as
-    :func:`~diagrammar.kernels.ancestor_words.ancestor_words` checks it."""
-    return word_pairs(ancestor_words(parents).numpy())
+    :func:`~diagrammar.kernels.ancestor_words.ancestor_words` checks it (no torch needed)."""
+    return word_pairs(ancestor_words_array(parents))
 
 
 def _split_numpy(words: np.ndarray) -> np.ndarray:
@@ -134,9 +138,34 @@ def pair_bits(pairs: jax.Array, columns: int) -> jax.Array:
     return (jnp.where(column[None, :] < HALF_BITS, low, high) & 1) != 0
 
 
-def check_jax_inputs(q: Any, k_prefix: Any, v_prefix: Any, k_tree: Any, v_tree: Any) -> None:
+def mask_word_pairs(mask: jax.Array) -> jax.Array:
+    """A dense boolean mask ``(T, T)`` (``T <= 64``; ``mask[i, j]``: query ``i`` sees tree key
+    ``j``) packed into int32 ``[low, high]`` pairs ``(T, 2)``, with jax operations (traceable;
+    the inverse of :func:`pair_bits`). Any mask packs, not only a tree's.
+
+    >>> mask = jnp.array([[1, 0, 0], [1, 1, 0], [1, 0, 1]], bool)
+    >>> mask_word_pairs(mask).tolist()
+    [[1, 0], [3, 0], [5, 0]]
+    """
+    columns = mask.shape[1]
+    if columns > MAX_TREE_NODES:
+        raise ValueError(f"a mask of {columns} columns: the bit-packed mask holds at most "
+                         f"{MAX_TREE_NODES} nodes")
+    column = jnp.arange(columns, dtype=jnp.uint32)
+    bits = jnp.where(mask, jnp.left_shift(jnp.uint32(1), column % HALF_BITS), jnp.uint32(0))
+
+    def half(part: jax.Array) -> jax.Array:   # distinct bits: their sum is their union
+        return lax.bitcast_convert_type(part.sum(axis=1, dtype=jnp.uint32), jnp.int32)
+
+    return jnp.stack([half(bits[:, :HALF_BITS]), half(bits[:, HALF_BITS:])], axis=-1)
+
+
+def check_jax_inputs(q: Any, k_prefix: Any, v_prefix: Any, k_tree: Any, v_tree: Any,
+                     grouped: bool = False) -> None:
     """A clear ``ValueError`` unless shapes and dtypes follow the contract (the torch
-    :func:`~diagrammar.kernels.reference.check_inputs`, for jax arrays; tracers pass)."""
+    :func:`~diagrammar.kernels.reference.check_inputs`, for jax arrays; tracers pass).
+    ``grouped``: keys and values may have fewer heads than q, dividing them (see
+    :func:`~diagrammar.kernels.ancestor_words.check_block_shapes`)."""
     named = {"q": q, "k_prefix": k_prefix, "v_prefix": v_prefix, "k_tree": k_tree,
              "v_tree": v_tree}
     for name, array in named.items():
@@ -148,7 +177,7 @@ def check_jax_inputs(q: Any, k_prefix: Any, v_prefix: Any, k_tree: Any, v_tree: 
             raise ValueError(f"{name} must be floating point, got {array.dtype}")
         if array.dtype != q.dtype:
             raise ValueError(f"{name} is {array.dtype} but q is {q.dtype}")
-    check_block_shapes(named)
+    check_block_shapes(named, grouped)
 
 
 def devices(array: jax.Array) -> list[Any]:
@@ -220,4 +249,5 @@ def tree_attention_jax_reference(q: jax.Array, k_prefix: jax.Array, v_prefix: ja
 
 
 __all__ = ["HALF_BITS", "ancestor_word_pairs", "check_jax_inputs", "compute_dtype", "devices",
-           "on_cpu", "on_gpu", "pair_bits", "tree_attention_jax_reference", "word_pairs"]
+           "mask_word_pairs", "on_cpu", "on_gpu", "pair_bits", "tree_attention_jax_reference",
+           "word_pairs"]

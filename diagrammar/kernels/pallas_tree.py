@@ -32,6 +32,10 @@ see :func:`plan_splits`); otherwise it is zero-padded (a copy). ``prefix_length`
 scalar is fine) lets ``k_prefix``/``v_prefix`` be a fixed-capacity cache buffer under
 ``jax.jit``: keys at or past it are hidden, and whole blocks past it are not read.
 
+**Grouped-query attention.** Keys and values may have fewer heads than ``q`` (a number that
+divides q's): query head ``h`` reads key/value head ``h // (heads // kv_heads)``, through the
+blocks' index maps, so the cache is never repeated per query head.
+
 **Where it runs.** ``interpret=True`` runs the kernels in Pallas' interpreter (any backend;
 the default when ``q`` lives on a CPU); otherwise they are compiled by Pallas' Triton lowering
 (``jax.experimental.pallas.triton`` compiler parameters: ``num_warps``, ``num_stages``), for
@@ -202,16 +206,18 @@ def _pad_to(array: jax.Array, length: int, size: int) -> jax.Array:
 def _tree_attention(q, k_prefix, v_prefix, k_tree, v_tree, pairs, length, *, scale, block_n,
                     splits, split_size, interpret, num_warps, num_stages):
     heads, nodes, size = q.shape
+    group = heads // k_tree.shape[0]            # query heads per key/value head
     rows, size_pad = _power_of_two_at_least(nodes), _power_of_two_at_least(size)
     q, k_tree, v_tree = (_pad_to(x, rows, size_pad) for x in (q, k_tree, v_tree))
     low, high = (jnp.pad(pairs[:, half], (0, rows - nodes)) for half in (0, 1))
     params = plgpu.CompilerParams(num_warps=num_warps, num_stages=num_stages)
     tile = pl.BlockSpec((None, rows, size_pad), lambda h, *_: (h, 0, 0))
+    kv_tile = pl.BlockSpec((None, rows, size_pad), lambda h, *_: (h // group, 0, 0))
     word = pl.BlockSpec((rows,), lambda h: (0,))
     tree_out, tree_lse = pl.pallas_call(
         functools.partial(_tree_kernel, scale=scale, nodes=nodes),
         grid=(heads,),
-        in_specs=[tile, tile, tile, word, word],
+        in_specs=[tile, kv_tile, kv_tile, word, word],
         out_specs=[tile, pl.BlockSpec((None, rows), lambda h: (h, 0))],
         out_shape=[jax.ShapeDtypeStruct((heads, rows, size_pad), jnp.float32),
                    jax.ShapeDtypeStruct((heads, rows), jnp.float32)],
@@ -221,7 +227,7 @@ def _tree_attention(q, k_prefix, v_prefix, k_tree, v_tree, pairs, length, *, sca
     if splits:
         k_prefix, v_prefix = (_pad_to(x, splits * split_size, size_pad)
                               for x in (k_prefix, v_prefix))
-        keys = pl.BlockSpec((None, split_size, size_pad), lambda h, s: (h, s, 0))
+        keys = pl.BlockSpec((None, split_size, size_pad), lambda h, s: (h // group, s, 0))
         prefix_out, prefix_lse = pl.pallas_call(
             functools.partial(_prefix_kernel, scale=scale, block_n=block_n,
                               split_size=split_size),
@@ -254,7 +260,8 @@ def tree_attention_pallas(q: jax.Array, k_prefix: jax.Array, v_prefix: jax.Array
 
     Args:
         q, k_prefix, v_prefix, k_tree, v_tree: ``(heads, T | P, d)`` float32, float16 or
-            bfloat16 jax arrays of one dtype (``T <= 64``, ``d <= 256``).
+            bfloat16 jax arrays of one dtype (``T <= 64``, ``d <= 256``); the keys and values
+            may have ``kv_heads`` heads dividing q's (grouped-query attention).
         ancestor_words: the packed tree mask in any form
             :func:`~diagrammar.kernels.jax_reference.word_pairs` takes (int64 words from
             NumPy, torch or jax with x64 on, or int32 ``[low, high]`` pairs).
@@ -267,7 +274,7 @@ def tree_attention_pallas(q: jax.Array, k_prefix: jax.Array, v_prefix: jax.Array
             length rounded up to a power of two when that is shorter).
         num_warps, num_stages: Triton compiler parameters (compiled mode only).
     """
-    check_jax_inputs(q, k_prefix, v_prefix, k_tree, v_tree)
+    check_jax_inputs(q, k_prefix, v_prefix, k_tree, v_tree, grouped=True)
     if q.dtype not in DTYPES:
         raise ValueError(f"the Pallas tree attention takes float32, float16 or bfloat16; got "
                          f"{q.dtype} (float64: use the JAX reference)")

@@ -7,6 +7,10 @@ the KV cache. :mod:`~diagrammar.models.resolve` names models (folder, ``default:
 id); :mod:`~diagrammar.models.default` is the embedded default model. This layer may import
 ``kernels``; it knows nothing of diagrams or of the decoding loop.
 
+The torch backend's names (:class:`HFCausalLM`, :class:`TreeSession`, :func:`load_model`) are
+imported on first use, so that the JAX backend (:mod:`diagrammar.models.jax`) runs where torch
+is not installed.
+
 >>> from diagrammar.models import load_model
 >>> load_model("/no/such/model")
 Traceback (most recent call last):
@@ -20,8 +24,26 @@ from diagrammar.models.errors import (
     ModelError,
     ModelLoadError,
 )
-from diagrammar.models.hf import HFCausalLM, load_model
-from diagrammar.models.hf_session import TreeSession
+
+#: The lazily imported names and their modules (these import torch).
+_LAZY = {"HFCausalLM": "diagrammar.models.hf", "load_model": "diagrammar.models.hf",
+         "TreeSession": "diagrammar.models.hf_session"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = ["HFCausalLM", "TreeSession", "load_model", "ModelError", "ModelLoadError",
            "ContextTooLongError", "GenerationConfigError"]

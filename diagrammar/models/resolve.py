@@ -19,11 +19,16 @@ import os
 import re
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from diagrammar.models.errors import ModelLoadError
-from diagrammar.models.hf import HFCausalLM, load_model
+
+# The torch backend is imported where it is used: the JAX backend resolves names with this
+# module and runs without torch.
+if TYPE_CHECKING:
+    import torch
+
+    from diagrammar.models.hf import HFCausalLM
 
 #: Prefix naming the embedded default model, as in ``default:small``.
 DEFAULT_PREFIX = "default:"
@@ -34,6 +39,8 @@ def resolve_model(spec: str | os.PathLike, dtype: torch.dtype | None = None) -> 
     package, or trained here on first use), a local Hugging Face model folder, or a Hub id
     ``org/name`` (see :func:`hub_snapshot`).
     """
+    from diagrammar.models.hf import HFCausalLM, load_model
+
     text = os.fspath(spec)
     if text.startswith(DEFAULT_PREFIX):
         from diagrammar.models.default import SIZES, default, model_folder

@@ -36,18 +36,22 @@ to charge the time to the right box (on the CPU it does nothing).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:      # torch is imported where it is used: the JAX backend runs without it
+    import torch
 
 
 def synchronize_device(device: torch.device) -> None:
     """Waits until ``device`` has finished the work queued on it (nothing to do on the CPU).
 
+    >>> import torch
     >>> synchronize_device(torch.device("cpu"))
     """
     if device.type == "cpu":
         return
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         return

@@ -15,6 +15,11 @@ concept per module, each built on the previous one:
   counting their compiles;
 - :mod:`.loader`: :func:`load_jax_model`, the backend's loader.
 
+The attention is XLA's einsum by default, or the Pallas tree-attention kernel
+(``JaxCausalLM(..., attention="pallas")`` or ``DIAGRAMMAR_JAX_ATTENTION=pallas``; see
+:mod:`.model`). Nothing here imports torch: a folder loads and decodes where torch is not
+installed (the tokenizer comes through ``transformers``, which then works without it).
+
 Per step, this is the *per-step loop*: Python drafts, accepts and commits; the device runs the
 verification pass and the compaction. (Compiling the whole step into one XLA computation is
 the next part.)

@@ -20,6 +20,15 @@ compiles nothing). Every trace a model causes is recorded: :attr:`JaxCausalLM.co
 
 ``dtype`` is float32 by default; float64 needs 64-bit JAX (``jax_enable_x64``), and is what
 the tests compare with the torch backend at 1e-9.
+
+``attention`` picks the passes' attention (:func:`~.transformer.forward`): ``"xla"``, the
+einsum over the cache with a dense mask, or ``"pallas"``, the tree-attention kernel of
+:mod:`diagrammar.kernels.pallas_tree`. Without one, the ``DIAGRAMMAR_JAX_ATTENTION``
+environment variable decides, else :func:`default_attention`: ``"xla"`` everywhere for now. On
+a CPU the kernel runs in Pallas' interpreter, an emulator that checks the kernel but is slower
+than XLA's own CPU code, so ``"xla"`` is the right default there; on a GPU the default stays
+``"xla"`` until the compiled kernel has been measured against it (no GPU was at hand when this
+was written). Both give the same tokens (the tests compare them in float32).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from diagrammar.models.errors import (
     ModelLoadError,
     check_context,
 )
+from diagrammar.models.hf_folder import greedy_settings, load_tokenizer
 from diagrammar.models.jax import transformer
 from diagrammar.models.jax.architecture import Architecture
 from diagrammar.models.jax.session import JaxSession
@@ -50,6 +60,10 @@ from diagrammar.models.text import TokenizerText
 
 #: dtype names :class:`JaxCausalLM` takes.
 DTYPES = ("float32", "float64", "bfloat16", "float16")
+#: The environment variable read for the attention when :class:`JaxCausalLM` is given none.
+ATTENTION_VARIABLE = "DIAGRAMMAR_JAX_ATTENTION"
+#: The attention implementations :class:`JaxCausalLM` takes (see :mod:`.transformer`).
+ATTENTIONS = transformer.ATTENTIONS
 
 
 def resolve_dtype(dtype: Any) -> Any:
@@ -65,6 +79,32 @@ def resolve_dtype(dtype: Any) -> Any:
         raise ValueError("dtype float64 needs 64-bit JAX: call "
                          "jax.config.update('jax_enable_x64', True) before loading the model")
     return jnp.dtype(name)
+
+
+def default_attention(device: Any) -> str:
+    """The attention a model on ``device`` runs when none is asked for: ``"xla"``.
+
+    On a CPU, Pallas runs its kernels in an interpreter (an emulator, for tests), which XLA's
+    compiled einsum outruns. On a GPU, ``"xla"`` too until the compiled Pallas kernel has been
+    measured against it (that measurement is still to be made)."""
+    del device          # the same answer on every platform, until a GPU measurement says more
+    return "xla"
+
+
+def choose_attention(attention: str | None, device: Any, dtype: Any) -> str:
+    """``attention``, else ``$DIAGRAMMAR_JAX_ATTENTION``, else :func:`default_attention`,
+    checked: a clear ``ValueError`` for an unknown name or for ``"pallas"`` in float64."""
+    variable = attention is None
+    if variable:
+        attention = os.environ.get(ATTENTION_VARIABLE, "").strip() or default_attention(device)
+    source = f" (from ${ATTENTION_VARIABLE})" if variable else ""
+    if attention not in ATTENTIONS:
+        raise ValueError(f"unknown attention {attention!r}{source}: choose one of "
+                         f"{', '.join(map(repr, ATTENTIONS))}")
+    if attention == "pallas" and jnp.dtype(dtype) == jnp.float64:
+        raise ValueError(f"attention='pallas'{source} has no float64 kernel: use "
+                         "attention='xla' for a float64 model")
+    return attention
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -87,8 +127,6 @@ def _generation_settings(folder: Path, config: dict[str, Any]) -> dict[str, Any]
 def _check_generation_settings(folder: Path, settings: dict[str, Any], has_eos: bool) -> None:
     from types import SimpleNamespace
 
-    from diagrammar.models.hf import greedy_settings
-
     found = greedy_settings(SimpleNamespace(**settings), has_eos)
     if found:
         shown = ", ".join(f"{name}={value!r}" for name, value in found.items())
@@ -104,11 +142,12 @@ def _check_generation_settings(folder: Path, settings: dict[str, Any], has_eos: 
 _TRACES: list[tuple[str, int, int]] = []
 
 
-@partial(jax.jit, static_argnames=("arch", "logits"), donate_argnums=(1, 2))
-def _forward(params, keys, values, ids, positions, tree_mask, start, *, arch, logits):
+@partial(jax.jit, static_argnames=("arch", "logits", "attention"), donate_argnums=(1, 2))
+def _forward(params, keys, values, ids, positions, tree_mask, start, *, arch, logits,
+             attention="xla"):
     _TRACES.append(("verify" if logits else "prefill", int(ids.shape[0]), int(keys[0].shape[1])))
     return transformer.forward(params, keys, values, ids, positions, tree_mask, start,
-                               arch=arch, logits=logits)
+                               arch=arch, logits=logits, attention=attention)
 
 
 @partial(jax.jit, donate_argnums=(0, 1))
@@ -128,8 +167,11 @@ class JaxCausalLM(TokenizerText):
         dtype: ``"float32"`` (default), ``"float64"`` (needs ``jax_enable_x64``),
             ``"bfloat16"`` or ``"float16"``.
         device: the jax device to hold weights and caches (default: JAX's default device).
+        attention: ``"xla"`` or ``"pallas"`` (default: ``$DIAGRAMMAR_JAX_ATTENTION``, else
+            :func:`default_attention`; see the module docstring).
 
     Attributes:
+        attention: the attention in effect.
         compiled: ``(function, padded size, capacity)`` of every compile so far.
         compile_seconds: wall time of the calls that compiled (compiling and running).
         host_scores: whether ``verify`` returns NumPy scores (on a CPU, where that is free)
@@ -138,10 +180,11 @@ class JaxCausalLM(TokenizerText):
 
     def __init__(self, architecture: Architecture, params: dict[str, Any], tokenizer=None,
                  eos_token_ids: frozenset[int] = frozenset(), dtype: Any = "float32",
-                 device: Any = None) -> None:
+                 device: Any = None, attention: str | None = None) -> None:
         self.architecture = architecture
         self.dtype = resolve_dtype(dtype)
         self.device = device if device is not None else jax.devices()[0]
+        self.attention = choose_attention(attention, self.device, self.dtype)
         self.params = jax.device_put(
             jax.tree.map(lambda array: jnp.asarray(array, dtype=self.dtype), params),
             self.device)
@@ -163,8 +206,10 @@ class JaxCausalLM(TokenizerText):
     # -- loading ----------------------------------------------------------------------------------
     @classmethod
     def from_folder(cls, path: str | os.PathLike, dtype: Any = "float32", *,
-                    require_tokenizer: bool = True, device: Any = None) -> JaxCausalLM:
-        """Loads a model saved with ``save_pretrained()`` (config.json, safetensors, tokenizer).
+                    require_tokenizer: bool = True, device: Any = None,
+                    attention: str | None = None) -> JaxCausalLM:
+        """Loads a model saved with ``save_pretrained()`` (config.json, safetensors, tokenizer);
+        ``dtype``, ``device`` and ``attention`` as :class:`JaxCausalLM` takes them.
 
         Raises:
             ModelLoadError: a missing folder or file, or a model the JAX backend does not run
@@ -187,10 +232,8 @@ class JaxCausalLM(TokenizerText):
         eos_ids = frozenset(e for e in (eos if isinstance(eos, (list, tuple)) else [eos])
                             if isinstance(e, int))
         _check_generation_settings(folder, settings, bool(eos_ids))
-        from diagrammar.models.hf import _load_tokenizer
-
-        tokenizer = _load_tokenizer(folder, require_tokenizer)
-        model = cls(architecture, params, tokenizer, eos_ids, dtype, device)
+        tokenizer = load_tokenizer(folder, require_tokenizer)
+        model = cls(architecture, params, tokenizer, eos_ids, dtype, device, attention)
         model.folder = folder
         return model
 
@@ -245,7 +288,8 @@ class JaxCausalLM(TokenizerText):
                     ) -> tuple[Any, Cache, Cache]:
         """One pass (:func:`~.transformer.forward`); the cache given is donated."""
         return self._timed(_forward, self.params, keys, values, ids, positions, tree_mask,
-                           np.int32(start), arch=self.architecture, logits=logits)
+                           np.int32(start), arch=self.architecture, logits=logits,
+                           attention=self.attention)
 
     def run_compact(self, keys: Cache, values: Cache, sources: np.ndarray, destination: int
                     ) -> tuple[Cache, Cache]:
@@ -256,7 +300,9 @@ class JaxCausalLM(TokenizerText):
         arch = self.architecture
         where = f", folder={str(self.folder)!r}" if self.folder else ""
         return (f"JaxCausalLM({arch.family}, layers={arch.layers}, width={arch.width}, "
-                f"vocab={self.vocab_size}, dtype={self.dtype.name}{where})")
+                f"vocab={self.vocab_size}, dtype={self.dtype.name}, "
+                f"attention={self.attention!r}{where})")
 
 
-__all__ = ["DTYPES", "JaxCausalLM", "resolve_dtype"]
+__all__ = ["ATTENTIONS", "ATTENTION_VARIABLE", "DTYPES", "JaxCausalLM", "choose_attention",
+           "default_attention", "resolve_dtype"]

@@ -12,13 +12,17 @@ rows see only themselves and are dropped), a prefill of ``n`` prompt tokens like
 compaction of a path of ``n`` nodes to :func:`bucket` ``(n)``, and the capacity is a power of
 two that doubles when a pass would not fit. A pass compiles once per (rows, capacity) and a
 compaction once per (path bucket, capacity); the model counts them
-(:attr:`~diagrammar.models.jax.model.JaxCausalLM.compiled`).
+(:attr:`~diagrammar.models.jax.model.JaxCausalLM.compiled`). With the Pallas attention, a pass
+of 34 to 64 tokens runs padded to 64 rows rather than 65 (:func:`pass_rows`), the most the
+kernel's tree block holds (a pass of more rows runs the einsum).
 
 Host work per pass is a few small NumPy arrays: the padded ids, the position ids (the cache
 length plus each node's depth) and the tree mask (:func:`tree_layout`).
 
 >>> [bucket(n) for n in (0, 1, 5, 16, 17)], [padded_rows(n) for n in (1, 2, 11, 17, 18)]
 ([0, 1, 8, 16, 32], [1, 2, 17, 17, 33])
+>>> [pass_rows(n, "pallas") for n in (17, 34, 64, 65)], pass_rows(34, "xla")
+([17, 64, 64, 65], 65)
 >>> depths, ancestors = tree_layout([-1, 0, -1])
 >>> depths.tolist(), ancestors.astype(int).tolist()
 ([0, 1, 2, 1], [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 0, 1]])
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from diagrammar.models.jax.transformer import PALLAS_MAX_ROWS
 from diagrammar.models.session import CachedSession
 
 if TYPE_CHECKING:
@@ -48,6 +53,15 @@ def bucket(n: int) -> int:
 def padded_rows(n: int) -> int:
     """The rows a pass of ``n >= 1`` tokens (a root and ``n - 1`` nodes) runs padded to."""
     return 1 + bucket(n - 1)
+
+
+def pass_rows(n: int, attention: str = "xla") -> int:
+    """The rows a pass of ``n >= 1`` tokens runs padded to under ``attention``:
+    :func:`padded_rows`, capped at the Pallas kernel's 64 rows where ``n`` fits them."""
+    rows = padded_rows(n)
+    if attention == "pallas" and n <= PALLAS_MAX_ROWS < rows:
+        return PALLAS_MAX_ROWS
+    return rows
 
 
 def tree_layout(parents: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +142,7 @@ class JaxSession(CachedSession):
     def _run(self, ids: list[int], parents: Sequence[int] | None, logits: bool = True) -> Any:
         """Runs ``ids`` after the cache (a chain when ``parents`` is None or a chain)."""
         n = len(ids)
-        size = padded_rows(n)
+        size = pass_rows(n, getattr(self.model, "attention", "xla"))
         start = self.cache_length
         self._ensure(start + size)
         tokens = np.zeros(size, dtype=np.int32)
@@ -163,4 +177,4 @@ class JaxSession(CachedSession):
         """Nothing to free: the cache is preallocated and ``cache_length`` marks its end."""
 
 
-__all__ = ["MIN_CAPACITY", "JaxSession", "bucket", "padded_rows", "tree_layout"]
+__all__ = ["MIN_CAPACITY", "JaxSession", "bucket", "padded_rows", "pass_rows", "tree_layout"]

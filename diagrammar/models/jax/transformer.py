@@ -16,6 +16,17 @@ whole capacity with one mask: the prefix columns before ``start``, the tree bloc
 sees at least itself, so no row is empty. Grouped-query attention groups the query heads per
 key/value head instead of repeating the cache.
 
+**Attention implementations** (``attention=``, static): ``"xla"`` (the default) is the einsum
+of :func:`attend` over the whole capacity with the dense mask above; ``"pallas"`` is the
+tree-attention kernel of :mod:`diagrammar.kernels.pallas_tree` (:func:`attend_pallas`): the
+prefix is the cache before ``start`` read in place (``prefix_length=start``), the tree block
+the ``T`` new keys and values, masked by ``tree_mask`` packed into ancestor words
+(:func:`~diagrammar.kernels.jax_reference.mask_word_pairs`), with the query heads grouped per
+key/value head inside the kernel. The kernel is compiled by Pallas' Triton lowering on a GPU
+and run by Pallas' interpreter when JAX's default backend is a CPU (an emulator: correct, and
+slow). Its tree block holds at most 64 keys, so a pass of more rows (a long prefill, a tree
+of more than 63 draft nodes) uses the einsum; float64 has no kernel (use ``"xla"``).
+
 Arithmetic follows Hugging Face's: GPT-2 (learned positions, LayerNorm, ``gelu_new``, tied
 head) and Llama (RMSNorm, rotary embeddings with ``rotate_half``, SiLU-gated MLP). Products
 use ``Precision.HIGHEST`` (no TF32 on a GPU); normalisation and softmax run in float32 for
@@ -40,6 +51,11 @@ from jax import lax
 from diagrammar.models.jax.architecture import Architecture
 
 HIGHEST = lax.Precision.HIGHEST
+#: The attention implementations :func:`forward` takes.
+ATTENTIONS = ("xla", "pallas")
+#: The most rows a pass runs through the Pallas kernel (its tree block's bit-packed mask
+#: holds 64 nodes, :data:`diagrammar.kernels.ancestor_words.MAX_TREE_NODES`).
+PALLAS_MAX_ROWS = 64
 #: A KV cache: one ``(kv_heads, capacity, head_dim)`` array per layer.
 Cache = tuple[jax.Array, ...]
 
@@ -109,20 +125,48 @@ def attend(q: jax.Array, keys: jax.Array, values: jax.Array, visible: jax.Array,
     return out.reshape(nodes, heads * size)
 
 
+def attend_pallas(q: jax.Array, keys: jax.Array, values: jax.Array, k_new: jax.Array,
+                  v_new: jax.Array, words: jax.Array, start: jax.Array, scale: Any
+                  ) -> jax.Array:
+    """:func:`attend` with the Pallas tree-attention kernel: ``q`` ``(T, heads, d)`` over the
+    cache ``(kv_heads, C, d)`` before ``start`` and the new keys and values ``(T, kv_heads,
+    d)`` as ``words`` (int32 ``[low, high]`` pairs ``(T, 2)``) allow; returns ``(T, heads *
+    d)``. Interpreted when JAX's default backend is a CPU."""
+    from diagrammar.kernels.jax_reference import on_cpu
+    from diagrammar.kernels.pallas_tree import tree_attention_pallas
+
+    nodes, heads, size = q.shape
+    out = tree_attention_pallas(
+        q.transpose(1, 0, 2), keys, values, k_new.transpose(1, 0, 2), v_new.transpose(1, 0, 2),
+        words, float(scale), prefix_length=start, interpret=on_cpu(q))
+    return out.transpose(1, 0, 2).reshape(nodes, heads * size)
+
+
 def _write(cache: jax.Array, new: jax.Array, start: jax.Array) -> jax.Array:
     """One layer's cache ``(kv_heads, C, d)`` with ``new`` ``(T, kv_heads, d)`` at ``start``."""
     zero = jnp.zeros((), start.dtype)
     return lax.dynamic_update_slice(cache, new.transpose(1, 0, 2), (zero, start, zero))
 
 
-def _gpt2_block(arch: Architecture, x, p, keys, values, index, start, visible, cos_sin):
+def _attention(q, k, v, keys, values, start, mask, scale):
+    """The layer's attention of ``q`` by the implementation ``mask`` holds: ``("xla",
+    visible)`` with the dense ``(T, C)`` mask, ``("pallas", words)`` with the tree block's
+    ancestor words (the cache already holds ``k`` and ``v`` at ``start``)."""
+    kind, what = mask
+    if kind == "pallas":
+        return attend_pallas(q, keys, values, k, v, what, start, scale)
+    return attend(q, keys, values, what, scale)
+
+
+def _gpt2_block(arch: Architecture, x, p, keys, values, index, start, mask, cos_sin):
     nodes = x.shape[0]
     h = layer_norm(x, p["ln1_w"], p["ln1_b"], arch.eps)
     q, k, v = jnp.split(dot(h, p["qkv_w"]) + p["qkv_b"], 3, axis=-1)
     shape = (nodes, arch.heads, arch.head_dim)
-    keys, values = _write(keys, k.reshape(shape), start), _write(values, v.reshape(shape), start)
+    q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
+    keys, values = _write(keys, k, start), _write(values, v, start)
     scale = arch.scale / (index + 1) if arch.inverse_layer_scale else arch.scale
-    attended = attend(q.reshape(shape), keys, values, visible, scale)
+    attended = _attention(q, k, v, keys, values, start, mask, scale)
     x = x + dot(attended, p["o_w"]) + p["o_b"]
     h = layer_norm(x, p["ln2_w"], p["ln2_b"], arch.eps)
     h = activation(arch.activation, dot(h, p["fc_w"]) + p["fc_b"])
@@ -134,7 +178,7 @@ def _linear(p: dict, name: str, x: jax.Array) -> jax.Array:
     return y + p[name + "_b"] if name + "_b" in p else y
 
 
-def _llama_block(arch: Architecture, x, p, keys, values, index, start, visible, cos_sin):
+def _llama_block(arch: Architecture, x, p, keys, values, index, start, mask, cos_sin):
     nodes = x.shape[0]
     cos, sin = cos_sin
     h = rms_norm(x, p["ln1_w"], arch.eps)
@@ -144,7 +188,7 @@ def _llama_block(arch: Architecture, x, p, keys, values, index, start, visible, 
     q = q * cos + rotate_half(q) * sin
     k = k * cos + rotate_half(k) * sin
     keys, values = _write(keys, k, start), _write(values, v, start)
-    attended = attend(q, keys, values, visible, arch.scale)
+    attended = _attention(q, k, v, keys, values, start, mask, arch.scale)
     x = x + _linear(p, "o", attended)
     h = rms_norm(x, p["ln2_w"], arch.eps)
     gated = activation(arch.activation, _linear(p, "gate", h)) * _linear(p, "up", h)
@@ -153,7 +197,8 @@ def _llama_block(arch: Architecture, x, p, keys, values, index, start, visible, 
 
 def forward(params: dict[str, Any], keys: Cache, values: Cache, ids: jax.Array,
             positions: jax.Array, tree_mask: jax.Array, start: jax.Array, *,
-            arch: Architecture, logits: bool = True) -> tuple[jax.Array | None, Cache, Cache]:
+            arch: Architecture, logits: bool = True, attention: str = "xla"
+            ) -> tuple[jax.Array | None, Cache, Cache]:
     """Runs ``ids`` after the ``start`` cached tokens and writes their keys and values there.
 
     Args:
@@ -164,10 +209,14 @@ def forward(params: dict[str, Any], keys: Cache, values: Cache, ids: jax.Array,
         start: int32 scalar, the number of cached tokens (``start + T <= capacity``).
         arch: the model's architecture (static).
         logits: whether to compute the output head (a prefill does not need it).
+        attention: ``"xla"`` or ``"pallas"`` (static; see the module docstring).
 
     Returns:
         ``(scores (T, vocab) or None, keys, values)``.
     """
+    if attention not in ATTENTIONS:
+        raise ValueError(f"unknown attention {attention!r}: choose one of "
+                         f"{', '.join(map(repr, ATTENTIONS))}")
     x = params["embedding"][ids]
     if arch.family == "gpt2":
         x = x + params["positions"][positions]
@@ -175,13 +224,18 @@ def forward(params: dict[str, Any], keys: Cache, values: Cache, ids: jax.Array,
     else:
         block, cos_sin = _llama_block, rotary(positions, arch.inv_freq, x.dtype)
     nodes, capacity = ids.shape[0], keys[0].shape[1]
-    zero = jnp.zeros((), start.dtype)
-    in_tree = lax.dynamic_update_slice(jnp.zeros((nodes, capacity), bool), tree_mask,
-                                       (zero, start))
-    visible = (jnp.arange(capacity) < start)[None, :] | in_tree
+    if attention == "pallas" and nodes <= PALLAS_MAX_ROWS:
+        from diagrammar.kernels.jax_reference import mask_word_pairs
+
+        mask = ("pallas", mask_word_pairs(tree_mask))
+    else:
+        zero = jnp.zeros((), start.dtype)
+        in_tree = lax.dynamic_update_slice(jnp.zeros((nodes, capacity), bool), tree_mask,
+                                           (zero, start))
+        mask = ("xla", (jnp.arange(capacity) < start)[None, :] | in_tree)
     new_keys, new_values = [], []
     for index, p in enumerate(params["blocks"]):
-        x, k, v = block(arch, x, p, keys[index], values[index], index, start, visible, cos_sin)
+        x, k, v = block(arch, x, p, keys[index], values[index], index, start, mask, cos_sin)
         new_keys.append(k)
         new_values.append(v)
     if not logits:
@@ -206,5 +260,5 @@ def compact(keys: Cache, values: Cache, sources: jax.Array, destination: jax.Arr
     return tuple(map(move, keys)), tuple(map(move, values))
 
 
-__all__ = ["activation", "attend", "compact", "compute_dtype", "dot", "forward",
-           "layer_norm", "rms_norm", "rotary", "rotate_half"]
+__all__ = ["ATTENTIONS", "PALLAS_MAX_ROWS", "activation", "attend", "attend_pallas", "compact",
+           "compute_dtype", "dot", "forward", "layer_norm", "rms_norm", "rotary", "rotate_half"]

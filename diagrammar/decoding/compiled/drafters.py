@@ -42,6 +42,33 @@ from diagrammar.decoding.compiled.trees import ArrayAcceptance, ArrayTree, chain
 from diagrammar.decoding.state import DecodeState
 
 
+def top_k_rows(logits: jax.Array, k: int, chunk: int = 64) -> tuple[jax.Array, jax.Array]:
+    """``lax.top_k`` of every row (values and ids, best first, ties to the lower id), in two
+    small stages: the rows' chunks of ``chunk`` entries ranked by their maxima, then the
+    entries of the ``k`` best chunks (which hold the top ``k``). Inside a compiled loop XLA's
+    CPU backend can lower a plain ``top_k`` of a whole score row to a full sort (about 10 ms
+    for 17 rows of 4096 on this machine); the two stages sort ``k * chunk`` entries.
+
+    >>> import jax.numpy as jnp
+    >>> rows = jnp.stack([jnp.arange(300.0)[::-1] % 7, jnp.cos(jnp.arange(300.0))])
+    >>> values, ids = top_k_rows(rows, 3)
+    >>> ids.tolist(), ids.tolist() == lax.top_k(rows, 3)[1].tolist()
+    ([[6, 13, 20], [0, 44, 289]], True)
+    """
+    rows, vocab = logits.shape
+    chunks = -(-vocab // chunk)
+    if chunks <= k:
+        return lax.top_k(logits, k)
+    padded = jnp.pad(logits, ((0, 0), (0, chunks * chunk - vocab)), constant_values=-jnp.inf)
+    blocks = padded.reshape(rows, chunks, chunk)
+    _, best = lax.top_k(blocks.max(-1), k)
+    best = jnp.sort(best, axis=-1)             # ascending: ties keep going to the lower id
+    candidates = jnp.take_along_axis(blocks, best[:, :, None], axis=1).reshape(rows, -1)
+    values, where = lax.top_k(candidates, k)
+    ids = best[jnp.arange(rows)[:, None], where // chunk] * chunk + where % chunk
+    return values, ids.astype(jnp.int32)
+
+
 class NoDraftArray:
     """The empty draft."""
 
@@ -198,9 +225,9 @@ class TokenRecyclingArray:
         write = valid & ~beaten
         width = min(k, scores.shape[-1])
         logits = scores.astype(jnp.float32)
-        top, ids = lax.top_k(logits, width)
-        shifted = jnp.exp(logits - top[:, :1])          # the softmax, without cancellation
-        chances = jnp.exp(top - top[:, :1]) / jnp.sum(shifted, axis=-1, keepdims=True)
+        top, ids = top_k_rows(logits, width)
+        highest = logits.max(-1, keepdims=True)         # the softmax, without cancellation
+        chances = jnp.exp(top - highest) / jnp.exp(logits - highest).sum(-1, keepdims=True)
         if width < k:
             ids = jnp.pad(ids, ((0, 0), (0, k - width)), constant_values=-1)
             chances = jnp.pad(chances, ((0, 0), (0, k - width)))
@@ -212,4 +239,4 @@ class TokenRecyclingArray:
         return tuple(boxes)
 
 
-__all__ = ["NoDraftArray", "PromptLookupArray", "TokenRecyclingArray"]
+__all__ = ["NoDraftArray", "PromptLookupArray", "TokenRecyclingArray", "top_k_rows"]

@@ -5,6 +5,8 @@
   depth-based position ids. The pass runs only as many rows as the tree fills, rounded up to
   a bucket (1, 2, 3, 5, 9, 17, ... rows, capped at the slots): ``lax.switch`` picks the
   bucket's branch, so a step without a draft costs one row even in a prompt-lookup pipeline.
+  The branches read the cache and return the new keys and values, written after the switch
+  (rows past the pass are padding, beyond the cache's length).
 - :class:`GreedyAcceptArray` (``Context @ Draft @ Scores -> Context @ Accepted``): follows the
   target's argmax from the root while a valid child matches, then the bonus token: the array
   twin of :func:`~diagrammar.decoding.acceptance.greedy_accept`.
@@ -68,23 +70,29 @@ class VerifyArray:
 
         def run(size: int):
             def branch(cache):
-                scores, keys, values = transformer.forward(
+                scores, new_keys, new_values = transformer.forward(
                     env.params, cache[0], cache[1], ids[:size], positions[:size],
-                    ancestors[:size, :size], start, arch=env.architecture,
+                    ancestors[:size, :size], start, arch=env.architecture, write=False,
                     **self._attention(env))
-                if size < rows:
-                    scores = jnp.pad(scores, ((0, rows - size), (0, 0)))
-                return scores, keys, values
+                pad = ((0, rows - size), (0, 0))
+                return (jnp.pad(scores, pad),
+                        tuple(jnp.pad(rows_, pad + ((0, 0),)) for rows_ in new_keys),
+                        tuple(jnp.pad(rows_, pad + ((0, 0),)) for rows_ in new_values))
             return branch
 
-        cache = (carry.keys, carry.values)
+        # Several sizes: the branches only read the cache and the new rows are written after
+        # the switch (a branch writing the cache would make XLA copy it into the branch).
         sizes = row_buckets(rows) if self.bucketed else (rows,)
-        if len(sizes) == 1:
-            scores, keys, values = run(sizes[0])(cache)
+        if len(sizes) == 1:                  # one size: the pass writes the cache itself
+            scores, keys, values = transformer.forward(
+                env.params, carry.keys, carry.values, ids, positions, ancestors, start,
+                arch=env.architecture, **self._attention(env))
         else:
-            needed = 1 + tree.count
-            branch = jnp.searchsorted(jnp.asarray(sizes), needed)
-            scores, keys, values = lax.switch(branch, [run(size) for size in sizes], cache)
+            branch = jnp.searchsorted(jnp.asarray(sizes), 1 + tree.count)
+            scores, new_keys, new_values = lax.switch(
+                branch, [run(size) for size in sizes], (carry.keys, carry.values))
+            keys, values = transformer.write_rows(carry.keys, carry.values, new_keys,
+                                                  new_values, start)
         return carry._replace(keys=keys, values=values), tree, scores
 
     @staticmethod

@@ -8,16 +8,24 @@ Pure functions of arrays, jitted by :class:`~diagrammar.models.jax.model.JaxCaus
   itself); its position id is ``start`` plus its depth.
 - :func:`compact` copies a few cache positions down (the accepted path, after verification).
 
-The cache is one array per layer (a slice of a stacked array would be copied on a CPU), and
-each layer first writes its ``T`` new keys and values at ``start`` and then attends over the
-whole capacity with one mask: the prefix columns before ``start``, the tree block's columns as
-``tree_mask`` says, nothing after. Writing first lets XLA update a donated cache in place
-(reading the old cache and then writing it would make it copy the cache every pass). Every row
-sees at least itself, so no row is empty. Grouped-query attention groups the query heads per
-key/value head instead of repeating the cache.
+The cache is one array per layer (a slice of a stacked array would be copied on a CPU).
+Attention has two parts, merged by their log-sum-exp: the *prefix*, the cached keys before
+``start`` (all visible), and the *tree block*, the ``T`` new keys (visible as ``tree_mask``
+says). Every row sees at least itself, so no row is empty. Grouped-query attention groups the
+query heads per key/value head instead of repeating the cache. Each layer first writes its new
+keys and values at ``start`` and then attends (the prefix is read only before ``start``, so
+the write does not change it): writing first lets XLA update a donated cache in place, where
+reading it and then writing it makes XLA copy the whole cache every pass. With
+``write=False`` the layers return their new keys and values instead, so that a caller can run
+passes of several sizes under ``lax.switch`` without the branches writing the cache (a branch
+that writes an operand gets a copy of it) and write the new rows after the switch
+(:func:`write_rows`; the compiled decoding loop does this).
 
-**Attention implementations** (``attention=``, static): ``"xla"`` (the default) is the einsum
-of :func:`attend` over the whole capacity with the dense mask above; ``"pallas"`` is the
+**Attention implementations** (``attention=``, static): ``"xla"`` (the default) is
+:func:`attend_blocked`: the prefix is read in blocks of :data:`PREFIX_BLOCK` keys, only as far
+as ``start`` (a ``fori_loop`` with an online softmax), so a pass costs what the context holds,
+not what the cache could hold (reading the cache is what a CPU step spends its attention time
+on); ``"pallas"`` is the
 tree-attention kernel of :mod:`diagrammar.kernels.pallas_tree` (:func:`attend_pallas`): the
 prefix is the cache before ``start`` read in place (``prefix_length=start``), the tree block
 the ``T`` new keys and values, masked by ``tree_mask`` packed into ancestor words
@@ -25,7 +33,8 @@ the ``T`` new keys and values, masked by ``tree_mask`` packed into ancestor word
 key/value head inside the kernel. The kernel is compiled by Pallas' Triton lowering on a GPU
 and run by Pallas' interpreter when JAX's default backend is a CPU (an emulator: correct, and
 slow). Its tree block holds at most 64 keys, so a pass of more rows (a long prefill, a tree
-of more than 63 draft nodes) uses the einsum; float64 has no kernel (use ``"xla"``).
+of more than 63 draft nodes) uses :func:`attend_blocked`; float64 has no kernel (use
+``"xla"``).
 
 Arithmetic follows Hugging Face's: GPT-2 (learned positions, LayerNorm, ``gelu_new``, tied
 head) and Llama (RMSNorm, rotary embeddings with ``rotate_half``, SiLU-gated MLP). Products
@@ -42,6 +51,7 @@ float64.)
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -110,19 +120,61 @@ def rotary(positions: jax.Array, inv_freq: tuple[float, ...], dtype: Any
     return jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
 
 
-def attend(q: jax.Array, keys: jax.Array, values: jax.Array, visible: jax.Array,
-           scale: Any) -> jax.Array:
-    """Masked attention of ``q`` ``(T, heads, d)`` over one layer's cache ``(kv_heads, C, d)``
-    where ``visible`` ``(T, C)``; returns ``(T, heads * d)``. Query heads are grouped per
-    key/value head (grouped-query attention without repeating the cache)."""
+#: Keys per block of :func:`attend_blocked`'s prefix (a cache capacity is a multiple of it or
+#: smaller than it).
+PREFIX_BLOCK = 128
+
+
+def attend_blocked(q: jax.Array, keys: jax.Array, values: jax.Array, k_new: jax.Array,
+                   v_new: jax.Array, tree_mask: jax.Array, start: jax.Array, scale: Any
+                   ) -> jax.Array:
+    """Tree attention of ``q`` ``(T, heads, d)``: over the cache ``(kv_heads, C, d)`` before
+    ``start`` (every key visible), read block by block only up to ``start``, and over the new
+    keys and values ``(T, kv_heads, d)`` where ``tree_mask`` ``(T, T)`` allows; the parts are
+    merged by an online softmax. Returns ``(T, heads * d)``.
+
+    Row 0 below sees three cached zero keys (score 0, value 0) and itself (score 2, value 1),
+    so it gets ``e**2 / (e**2 + 3)``:
+
+    >>> import jax.numpy as jnp
+    >>> q = jnp.ones((2, 2, 4)); cache = jnp.zeros((1, 8, 4)); new = jnp.ones((2, 1, 4))
+    >>> out = attend_blocked(q, cache, cache, new, new, jnp.tril(jnp.ones((2, 2), bool)),
+    ...                      jnp.int32(3), 0.5)
+    >>> out.shape, round(float(out[0, 0]), 4), round(math.e**2 / (math.e**2 + 3), 4)
+    ((2, 8), 0.7112, 0.7112)
+    """
     nodes, heads, size = q.shape
-    kv_heads = keys.shape[0]
-    q = q.reshape(nodes, kv_heads, heads // kv_heads, size)
-    scores = jnp.einsum("tgrd,gcd->grtc", q, keys, precision=HIGHEST) * scale
-    scores = jnp.where(visible, scores, -jnp.inf)
-    weights = jax.nn.softmax(scores.astype(compute_dtype(q.dtype)), axis=-1).astype(q.dtype)
-    out = jnp.einsum("grtc,gcd->tgrd", weights, values, precision=HIGHEST)
-    return out.reshape(nodes, heads * size)
+    kv_heads, capacity = keys.shape[0], keys.shape[1]
+    compute = compute_dtype(q.dtype)
+    grouped = q.reshape(nodes, kv_heads, heads // kv_heads, size)
+    # The tree block first: every row sees itself, so the running maximum is finite.
+    scores = jnp.einsum("tgrd,sgd->grts", grouped, k_new, precision=HIGHEST)
+    scores = jnp.where(tree_mask, scores.astype(compute) * scale, -jnp.inf)
+    highest = scores.max(-1)
+    weights = jnp.exp(scores - highest[..., None])
+    total = weights.sum(-1)
+    out = jnp.einsum("grts,sgd->grtd", weights, v_new.astype(compute), precision=HIGHEST)
+    block = min(PREFIX_BLOCK, capacity)
+    offsets = jnp.arange(block)
+
+    def prefix_block(index, state):
+        highest, total, out = state
+        begin = index * block
+        k = lax.dynamic_slice_in_dim(keys, begin, block, axis=1)
+        v = lax.dynamic_slice_in_dim(values, begin, block, axis=1)
+        scores = jnp.einsum("tgrd,gcd->grtc", grouped, k, precision=HIGHEST)
+        scores = jnp.where(begin + offsets < start, scores.astype(compute) * scale, -jnp.inf)
+        new_highest = jnp.maximum(highest, scores.max(-1))
+        weights = jnp.exp(scores - new_highest[..., None])
+        shrink = jnp.exp(highest - new_highest)
+        out = out * shrink[..., None] + jnp.einsum("grtc,gcd->grtd", weights,
+                                                   v.astype(compute), precision=HIGHEST)
+        return new_highest, total * shrink + weights.sum(-1), out
+
+    blocks = (start + block - 1) // block
+    _, total, out = lax.fori_loop(0, blocks, prefix_block, (highest, total, out))
+    out = (out / total[..., None]).astype(q.dtype)
+    return out.transpose(2, 0, 1, 3).reshape(nodes, heads * size)
 
 
 def attend_pallas(q: jax.Array, keys: jax.Array, values: jax.Array, k_new: jax.Array,
@@ -150,27 +202,28 @@ def _write(cache: jax.Array, new: jax.Array, start: jax.Array) -> jax.Array:
 
 def _attention(q, k, v, keys, values, start, mask, scale):
     """The layer's attention of ``q`` by the implementation ``mask`` holds: ``("xla",
-    visible)`` with the dense ``(T, C)`` mask, ``("pallas", words)`` with the tree block's
-    ancestor words (the cache already holds ``k`` and ``v`` at ``start``)."""
+    tree_mask)`` (:func:`attend_blocked`) or ``("pallas", words)`` with the tree block's
+    ancestor words. Both read the cache only before ``start``."""
     kind, what = mask
     if kind == "pallas":
         return attend_pallas(q, keys, values, k, v, what, start, scale)
-    return attend(q, keys, values, what, scale)
+    return attend_blocked(q, keys, values, k, v, what, start, scale)
 
 
-def _gpt2_block(arch: Architecture, x, p, keys, values, index, start, mask, cos_sin):
+def _gpt2_block(arch: Architecture, x, p, keys, values, index, start, mask, cos_sin, write):
     nodes = x.shape[0]
     h = layer_norm(x, p["ln1_w"], p["ln1_b"], arch.eps)
     q, k, v = jnp.split(dot(h, p["qkv_w"]) + p["qkv_b"], 3, axis=-1)
     shape = (nodes, arch.heads, arch.head_dim)
     q, k, v = q.reshape(shape), k.reshape(shape), v.reshape(shape)
-    keys, values = _write(keys, k, start), _write(values, v, start)
+    if write:
+        keys, values = _write(keys, k, start), _write(values, v, start)
     scale = arch.scale / (index + 1) if arch.inverse_layer_scale else arch.scale
     attended = _attention(q, k, v, keys, values, start, mask, scale)
     x = x + dot(attended, p["o_w"]) + p["o_b"]
     h = layer_norm(x, p["ln2_w"], p["ln2_b"], arch.eps)
     h = activation(arch.activation, dot(h, p["fc_w"]) + p["fc_b"])
-    return x + dot(h, p["proj_w"]) + p["proj_b"], keys, values
+    return x + dot(h, p["proj_w"]) + p["proj_b"], *((keys, values) if write else (k, v))
 
 
 def _linear(p: dict, name: str, x: jax.Array) -> jax.Array:
@@ -178,7 +231,7 @@ def _linear(p: dict, name: str, x: jax.Array) -> jax.Array:
     return y + p[name + "_b"] if name + "_b" in p else y
 
 
-def _llama_block(arch: Architecture, x, p, keys, values, index, start, mask, cos_sin):
+def _llama_block(arch: Architecture, x, p, keys, values, index, start, mask, cos_sin, write):
     nodes = x.shape[0]
     cos, sin = cos_sin
     h = rms_norm(x, p["ln1_w"], arch.eps)
@@ -187,18 +240,19 @@ def _llama_block(arch: Architecture, x, p, keys, values, index, start, mask, cos
     v = _linear(p, "v", h).reshape(nodes, arch.kv_heads, arch.head_dim)
     q = q * cos + rotate_half(q) * sin
     k = k * cos + rotate_half(k) * sin
-    keys, values = _write(keys, k, start), _write(values, v, start)
+    if write:
+        keys, values = _write(keys, k, start), _write(values, v, start)
     attended = _attention(q, k, v, keys, values, start, mask, arch.scale)
     x = x + _linear(p, "o", attended)
     h = rms_norm(x, p["ln2_w"], arch.eps)
     gated = activation(arch.activation, _linear(p, "gate", h)) * _linear(p, "up", h)
-    return x + _linear(p, "down", gated), keys, values
+    return x + _linear(p, "down", gated), *((keys, values) if write else (k, v))
 
 
 def forward(params: dict[str, Any], keys: Cache, values: Cache, ids: jax.Array,
             positions: jax.Array, tree_mask: jax.Array, start: jax.Array, *,
-            arch: Architecture, logits: bool = True, attention: str = "xla"
-            ) -> tuple[jax.Array | None, Cache, Cache]:
+            arch: Architecture, logits: bool = True, attention: str = "xla",
+            write: bool = True) -> tuple[jax.Array | None, Cache, Cache]:
     """Runs ``ids`` after the ``start`` cached tokens and writes their keys and values there.
 
     Args:
@@ -210,9 +264,12 @@ def forward(params: dict[str, Any], keys: Cache, values: Cache, ids: jax.Array,
         arch: the model's architecture (static).
         logits: whether to compute the output head (a prefill does not need it).
         attention: ``"xla"`` or ``"pallas"`` (static; see the module docstring).
+        write: write the new keys and values into the cache (static); ``False`` returns
+            them instead, one ``(T, kv_heads, head_dim)`` array per layer (see
+            :func:`write_rows`).
 
     Returns:
-        ``(scores (T, vocab) or None, keys, values)``.
+        ``(scores (T, vocab) or None, keys, values)``: the cache, or the new rows.
     """
     if attention not in ATTENTIONS:
         raise ValueError(f"unknown attention {attention!r}: choose one of "
@@ -223,19 +280,17 @@ def forward(params: dict[str, Any], keys: Cache, values: Cache, ids: jax.Array,
         block, cos_sin = _gpt2_block, None
     else:
         block, cos_sin = _llama_block, rotary(positions, arch.inv_freq, x.dtype)
-    nodes, capacity = ids.shape[0], keys[0].shape[1]
+    nodes = ids.shape[0]
     if attention == "pallas" and nodes <= PALLAS_MAX_ROWS:
         from diagrammar.kernels.jax_reference import mask_word_pairs
 
         mask = ("pallas", mask_word_pairs(tree_mask))
     else:
-        zero = jnp.zeros((), start.dtype)
-        in_tree = lax.dynamic_update_slice(jnp.zeros((nodes, capacity), bool), tree_mask,
-                                           (zero, start))
-        mask = ("xla", (jnp.arange(capacity) < start)[None, :] | in_tree)
+        mask = ("xla", tree_mask)
     new_keys, new_values = [], []
     for index, p in enumerate(params["blocks"]):
-        x, k, v = block(arch, x, p, keys[index], values[index], index, start, mask, cos_sin)
+        x, k, v = block(arch, x, p, keys[index], values[index], index, start, mask, cos_sin,
+                        write)
         new_keys.append(k)
         new_values.append(v)
     if not logits:
@@ -246,6 +301,15 @@ def forward(params: dict[str, Any], keys: Cache, values: Cache, ids: jax.Array,
         x = rms_norm(x, params["final_w"], arch.eps)
     scores = jnp.einsum("td,vd->tv", x, params["head"], precision=HIGHEST)
     return scores, tuple(new_keys), tuple(new_values)
+
+
+def write_rows(keys: Cache, values: Cache, new_keys: Sequence[jax.Array],
+               new_values: Sequence[jax.Array], start: jax.Array) -> tuple[Cache, Cache]:
+    """The cache with each layer's new rows ``(T, kv_heads, head_dim)`` written at
+    ``start``."""
+    return (tuple(_write(cache, new, start) for cache, new in zip(keys, new_keys, strict=True)),
+            tuple(_write(cache, new, start)
+                  for cache, new in zip(values, new_values, strict=True)))
 
 
 def compact(keys: Cache, values: Cache, sources: jax.Array, destination: jax.Array
@@ -260,5 +324,6 @@ def compact(keys: Cache, values: Cache, sources: jax.Array, destination: jax.Arr
     return tuple(map(move, keys)), tuple(map(move, values))
 
 
-__all__ = ["ATTENTIONS", "PALLAS_MAX_ROWS", "activation", "attend", "attend_pallas", "compact",
-           "compute_dtype", "dot", "forward", "layer_norm", "rms_norm", "rotary", "rotate_half"]
+__all__ = ["ATTENTIONS", "PALLAS_MAX_ROWS", "PREFIX_BLOCK", "activation", "attend_blocked",
+           "attend_pallas", "compact", "compute_dtype", "dot", "forward", "layer_norm",
+           "rms_norm", "rotary", "rotate_half", "write_rows"]

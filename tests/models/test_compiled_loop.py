@@ -207,3 +207,19 @@ def test_the_torch_backend_reports_no_reason(twins):
     assert result.stats.mode == "per-step" and result.stats.mode_reason is None
     with pytest.raises(ExecuteError, match="does not compile whole steps"):
         Execute(reference, step_mode="compiled")(autoregressive()).generate([5, 6], 3)
+
+
+def test_the_compiled_loop_runs_the_pallas_kernel(model_factory, tmp_path):
+    """In float32 (the kernel has no float64), with the Pallas kernel interpreted on the CPU:
+    the compiled loop writes the tokens of the per-step loop with the einsum attention."""
+    from diagrammar.models.jax import JaxCausalLM
+
+    model = model_factory("llama", 0, vocab=VOCAB, dtype=torch.float32)
+    model.save_pretrained(tmp_path)
+    kernel = JaxCausalLM.from_folder(tmp_path, require_tokenizer=False, attention="pallas")
+    einsum = JaxCausalLM.from_folder(tmp_path, require_tokenizer=False)
+    prompt = [5, 6, 7, 8] * 3
+    for name in ("autoregressive", "prompt-lookup"):
+        fast = Execute(kernel, backend="jax", step_mode="compiled")(PIPELINES[name]())
+        slow = Execute(einsum, backend="jax", step_mode="per-step")(PIPELINES[name]())
+        assert fast.generate(prompt, 12).tokens == slow.generate(prompt, 12).tokens

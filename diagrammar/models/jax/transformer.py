@@ -120,8 +120,8 @@ def rotary(positions: jax.Array, inv_freq: tuple[float, ...], dtype: Any
     return jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
 
 
-#: Keys per block of :func:`attend_blocked`'s prefix (a cache capacity is a multiple of it or
-#: smaller than it).
+#: Keys per block of :func:`attend_blocked`'s prefix (a cache whose capacity is not a multiple
+#: of it is read as one block).
 PREFIX_BLOCK = 128
 
 
@@ -154,7 +154,7 @@ def attend_blocked(q: jax.Array, keys: jax.Array, values: jax.Array, k_new: jax.
     weights = jnp.exp(scores - highest[..., None])
     total = weights.sum(-1)
     out = jnp.einsum("grts,sgd->grtd", weights, v_new.astype(compute), precision=HIGHEST)
-    block = min(PREFIX_BLOCK, capacity)
+    block = PREFIX_BLOCK if capacity % PREFIX_BLOCK == 0 else capacity   # blocks tile it
     offsets = jnp.arange(block)
 
     def prefix_block(index, state):

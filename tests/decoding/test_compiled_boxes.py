@@ -56,7 +56,7 @@ def as_draft(tree: ArrayTree) -> tuple[list[int], list[int]]:
 
 
 # -- prompt lookup -------------------------------------------------------------------------------
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(tokens=st.lists(st.integers(0, 3), min_size=1, max_size=60),
        num_tokens=st.integers(1, 8), max_ngram=st.integers(1, 4), shrink=st.integers(0, 3),
        scan_limit=st.integers(1, 6), generated=st.integers(0, 30), left=st.integers(0, 12))
@@ -93,7 +93,7 @@ def recycling_cases(draw):
     return k, template, np.array(rows, dtype=np.int32)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(case=recycling_cases(), max_nodes=st.one_of(st.none(), st.integers(0, 20)),
        root=st.integers(0, VOCAB - 1), left=st.integers(1, 8))
 def test_token_recycling_drafts_what_the_host_drafter_drafts(case, max_nodes, root, left):
@@ -117,7 +117,7 @@ class _Env:
         self.observers = []
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(case=recycling_cases(), seed=st.integers(0, 10**6), root=st.integers(0, VOCAB - 1))
 def test_token_recycling_learns_what_the_host_drafter_learns(case, seed, root):
     k, template, matrix = case
@@ -165,7 +165,7 @@ def as_array_tree(tree: DraftTree, slots: int) -> ArrayTree:
                      jnp.arange(slots) < count, depth)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(case=trees())
 def test_the_tree_layout_is_the_hosts(case):
     tree, slots = case
@@ -177,7 +177,7 @@ def test_the_tree_layout_is_the_hosts(case):
     assert (np.asarray(ancestors)[count:] == np.eye(slots + 1, dtype=bool)[count:]).all()
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(case=trees(), seed=st.integers(0, 10**6))
 def test_greedy_acceptance_is_the_hosts(case, seed):
     tree, slots = case

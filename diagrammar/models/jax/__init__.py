@@ -20,9 +20,12 @@ The attention is XLA's einsum by default, or the Pallas tree-attention kernel
 :mod:`.model`). Nothing here imports torch: a folder loads and decodes where torch is not
 installed (the tokenizer comes through ``transformers``, which then works without it).
 
-Per step, this is the *per-step loop*: Python drafts, accepts and commits; the device runs the
-verification pass and the compaction. (Compiling the whole step into one XLA computation is
-the next part.)
+Used by the *per-step loop*, Python drafts, accepts and commits and the device runs the
+verification pass and the compaction. A greedy pipeline whose boxes all have array
+implementations (no draft, prompt lookup's chain, Token Recycling's static template) runs
+instead as one compiled ``lax.while_loop`` over the same forward pass
+(:mod:`diagrammar.decoding.compiled`, chosen by :mod:`diagrammar.functors.compiled`;
+``stats.mode`` says which loop ran).
 
 Example (with a model folder)::
 

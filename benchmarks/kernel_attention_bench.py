@@ -44,17 +44,6 @@ def _tree(rng: random.Random, size: int, vocab: int) -> tuple[list[int], list[in
             [rng.randint(-1, node - 1) for node in range(nodes)])
 
 
-def _processor() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _timed(session: Any, root: int, tokens: list[int], parents: list[int]
            ) -> tuple[float, torch.Tensor]:
     session.synchronize()
@@ -92,6 +81,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from tqdm import tqdm
 
+    from diagrammar.bench.machine import processor_name
     from diagrammar.models.fast_gpt2 import FastGPT2Session, supports
     from diagrammar.models.resolve import resolve_model
 
@@ -144,7 +134,7 @@ def main() -> None:
             "threads": args.threads, "repeats": args.repeats, "impls": impls,
             "layers": model.config.n_layer, "width": model.config.n_embd,
             "heads": model.config.n_head, "torch": torch.__version__,
-            "machine": platform.platform(), "processor": _processor(),
+            "machine": platform.platform(), "processor": processor_name(),
             "cpu_count": os.cpu_count(),
             "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None}
     out = Path(args.out)

@@ -8,7 +8,9 @@ pass; ``keep`` keeps the accepted path; ``truncate`` rolls back) over a prealloc
 Shapes are bucketed so that compiles are bounded: a pass of the root and ``n`` draft nodes runs
 padded to the root plus :func:`bucket` ``(n)`` nodes (0, 1, 2, 4, 8, 16, 32, 64, ...: passes of
 1, 2, 3, 5, 9, 17, 33, 65 rows, so that the usual trees of 8 or 16 nodes pad nothing; padded
-rows see only themselves and are dropped), a prefill of ``n`` prompt tokens likewise, a
+rows see only themselves and are dropped), a prefill in passes of :data:`PREFILL_CHUNK` tokens
+and a last pass of the rest padded likewise (a prompt of 270 tokens runs 129 + 129 + 17 rows,
+not 513), a
 compaction of a path of ``n`` nodes to :func:`bucket` ``(n)``, and the capacity is a power of
 two that doubles when a pass would not fit. A pass compiles once per (rows, capacity) and a
 compaction once per (path bucket, capacity); the model counts them
@@ -43,6 +45,9 @@ if TYPE_CHECKING:
 
 #: The smallest cache capacity a session allocates.
 MIN_CAPACITY = 128
+#: Prompt tokens per prefill pass (a pass of 129 rows pads nothing; one compile serves every
+#: long prompt, and a prompt pads at most its last chunk).
+PREFILL_CHUNK = 129
 
 
 def bucket(n: int) -> int:
@@ -122,9 +127,11 @@ class JaxSession(CachedSession):
         self.device = model.device
         self.capacity = bucket(max(MIN_CAPACITY, capacity or 0, len(ids) + 65))
         self.keys, self.values = model.empty_cache(self.capacity)
-        if len(ids) > 1:
-            self._run(ids[:-1], None, logits=False)
-            self.cache_length = len(ids) - 1
+        prefix = ids[:-1]
+        for begin in range(0, len(prefix), PREFILL_CHUNK):
+            chunk = prefix[begin:begin + PREFILL_CHUNK]
+            self._run(chunk, None, logits=False)
+            self.cache_length += len(chunk)
 
     def synchronize(self) -> None:
         """Waits until the device has finished the passes queued so far."""
@@ -177,4 +184,5 @@ class JaxSession(CachedSession):
         """Nothing to free: the cache is preallocated and ``cache_length`` marks its end."""
 
 
-__all__ = ["MIN_CAPACITY", "JaxSession", "bucket", "padded_rows", "pass_rows", "tree_layout"]
+__all__ = ["MIN_CAPACITY", "PREFILL_CHUNK", "JaxSession", "bucket", "padded_rows", "pass_rows",
+           "tree_layout"]

@@ -11,8 +11,9 @@ Hugging Face's Llama computes RMSNorm and the rotary cos/sin tables in float32 e
 float64 model (``hidden_states.to(torch.float32)``; ``position_ids.float() * inv_freq``), so
 its float64 logits carry float32 rounding (~1e-7). The JAX model computes in its dtype; the
 float64 reference Llama is therefore Hugging Face's own with those two float32 islands lifted
-to float64 on its module instances (:func:`exact_llama`), so that 1e-9 compares arithmetic, not
-rounding. The float32 tests use the unmodified Hugging Face models.
+to float64 on its module instances (:func:`jax_twins.exact_llama`, shared with the
+losslessness suite), so that 1e-9 compares arithmetic, not rounding. The float32 tests use the
+unmodified Hugging Face models.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import random
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import jax
@@ -30,6 +30,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jax_twins import jax_twin
+from jax_twins import x64 as enable_x64
 
 from diagrammar.decoding import LanguageModel, Session
 from diagrammar.decoding.tree import DraftTree
@@ -52,10 +54,8 @@ TOLERANCE = 1e-9
 @pytest.fixture(scope="module", autouse=True)
 def x64():
     """64-bit JAX for this module only."""
-    saved = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", saved)
+    with enable_x64():
+        yield
 
 
 # -- random models, saved and loaded ------------------------------------------------------------
@@ -87,43 +87,6 @@ def small_config(kind: str, seed: int):
                        tie_word_embeddings=tied, attention_bias=bias, rope_parameters=dict(rope))
 
 
-def exact_llama(model):
-    """Hugging Face's Llama with RMSNorm and the rotary tables in the model's dtype (float64)
-    instead of float32: the same formulas, set on this model's module instances only."""
-    from transformers.models.llama.modeling_llama import LlamaRMSNorm, LlamaRotaryEmbedding
-
-    def rms_norm(self, x):
-        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True)
-                                              + self.variance_epsilon))
-
-    rope = model.config.rope_parameters
-    dim = model.config.head_dim
-    inv_freq = 1.0 / (rope["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
-    inv_freq = inv_freq / rope.get("factor", 1.0) if rope["rope_type"] == "linear" else inv_freq
-
-    def rotary(self, x, position_ids):
-        freqs = position_ids[..., None].double() * inv_freq
-        angles = torch.cat((freqs, freqs), dim=-1)
-        return angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-
-    for module in model.modules():
-        if isinstance(module, LlamaRMSNorm):
-            module.forward = types.MethodType(rms_norm, module)
-        elif isinstance(module, LlamaRotaryEmbedding):
-            module.forward = types.MethodType(rotary, module)
-    return model
-
-
-def save_tokenizer(folder: Path) -> None:
-    """A word-level tokenizer over the random models' vocabulary (``t0`` ... ``t47``)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    words = Tokenizer(models.WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t0"))
-    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=words, eos_token=f"t{EOS}").save_pretrained(folder)
-
-
 _MODELS: dict = {}
 
 
@@ -143,10 +106,7 @@ def models(tmp_path_factory):
                 model.get_output_embeddings().weight.mul_(4.0)
             model = model.double().eval()
             folder = tmp_path_factory.mktemp(f"{kind}-{seed}")
-            model.save_pretrained(folder)
-            save_tokenizer(folder)
-            reference = exact_llama(model) if kind == "llama" else model
-            jax_model = JaxCausalLM.from_folder(folder, dtype="float64")
+            reference, jax_model = jax_twin(model, folder)
             _MODELS[key] = folder, reference, jax_model
         return _MODELS[key]
 

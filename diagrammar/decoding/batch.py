@@ -56,6 +56,7 @@ from diagrammar.decoding.loop import (
     check_progress,
     check_token_ids,
     generation_of,
+    progress_mark,
 )
 from diagrammar.decoding.state import DecodeState
 from diagrammar.decoding.steps import prepare_verification, record_verification
@@ -321,7 +322,7 @@ class BatchRun:
                 drafts.append((row, *drafted))
                 draft_seconds.append(clock() - drafting)
         for row in whole:                       # steps that cannot be split run on their own
-            length = len(row.state.tokens)
+            length = progress_mark(row.state)
             row.state = row.step.step(row.state)
             check_progress(row.state, length)
         for row, resume, tree in [d for d in drafts if d[0].state.done]:
@@ -346,7 +347,7 @@ class BatchRun:
         pass_seconds = clock() - verified
         stats.verify_seconds += pass_seconds
         for (row, resume, tree), scores in zip(drafts, all_scores, strict=True):
-            length = len(row.state.tokens)
+            length = progress_mark(row.state)
             row.state = row.step.finish(resume, tree, scores)
             row.step.box_seconds["Verify"] = row.step.box_seconds.get("Verify", 0.0) \
                 + pass_seconds

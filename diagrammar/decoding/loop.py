@@ -79,10 +79,20 @@ def check_budget(max_new_tokens: Any) -> None:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
 
 
-def check_progress(state: DecodeState, length: int) -> None:
-    """Raises :class:`DecodingError` when a step left ``state`` at ``length`` tokens without
-    ending the generation (a step that never commits would loop forever)."""
-    if not state.done and len(state.tokens) == length:
+def progress_mark(state: DecodeState) -> tuple[int, int]:
+    """What :func:`check_progress` compares before and after a step: the sequence's length
+    and how many rollbacks a ``Check`` box made (a rollback is progress: its retries are
+    bounded)."""
+    return len(state.tokens), state.rollbacks
+
+
+def check_progress(state: DecodeState, mark: int | tuple[int, int]) -> None:
+    """Raises :class:`DecodingError` when a step left ``state`` where it found it (``mark``:
+    :func:`progress_mark` before the step, or the length alone) without ending the
+    generation (a step that never commits would loop forever)."""
+    if isinstance(mark, int):
+        mark = (mark, state.rollbacks)
+    if not state.done and progress_mark(state) == mark:
         raise DecodingError(
             "a decoding step committed no token and did not end the generation: a step "
             "must end with a box that commits (e.g. ... >> Verify() >> GreedyAccept() >> "
@@ -140,11 +150,11 @@ def decode(step: Callable[[DecodeState], DecodeState], model: Any, prompt_ids: S
     if start is not None:
         start(state)
     while not state.done:
-        length = len(state.tokens)
+        mark = progress_mark(state)
         state = step(state)
-        check_progress(state, length)
+        check_progress(state, mark)
     finished = time.perf_counter()
     return generation_of(state, prefilled - started, finished - prefilled, box_seconds)
 
 __all__ = ["Generation", "decode", "check_token_ids", "check_budget", "check_progress",
-           "generation_of"]
+           "progress_mark", "generation_of"]

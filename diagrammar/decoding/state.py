@@ -19,10 +19,15 @@ from diagrammar.decoding.tree import DraftTree
 
 @dataclass(slots=True, frozen=True)
 class Acceptance:
-    """What a step accepts: draft node indices (root to leaf) and the new tokens, bonus last."""
+    """What a step accepts: draft node indices (root to leaf) and the new tokens, bonus last.
+
+    ``rolled_back`` marks a step that a ``Check`` box undid: the state was already rolled back
+    to an earlier token, and the commit keeps and appends nothing.
+    """
 
     path: tuple[int, ...]
     tokens: tuple[int, ...]
+    rolled_back: bool = field(default=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -66,6 +71,10 @@ class DecodeState:
             its nodes (one boolean row each); ``Verify`` applies them to the scores.
         stop_reason: why the generation ended early, when a box ended it (e.g. the grammar
             allows no further token).
+        excluded: set by a ``Check`` box that backed off: tokens the next verification pass
+            must not choose at its first position (row 0 of its scores); cleared once applied.
+        rollbacks: how many times a ``Check`` box rolled committed tokens back (a step that
+            rolls back makes progress though the sequence got no longer).
     """
 
     session: Any
@@ -83,6 +92,8 @@ class DecodeState:
     observers: list[Any] = field(default_factory=list)
     score_masks: Any = None
     stop_reason: str | None = None
+    excluded: frozenset[int] = frozenset()
+    rollbacks: int = 0
 
     def __post_init__(self) -> None:
         if self.rng is None:

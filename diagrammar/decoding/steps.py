@@ -111,16 +111,36 @@ def prepare_verification(state: DecodeState, tree: DraftTree) -> DraftTree:
 
 def record_verification(state: DecodeState, tree: DraftTree, scores: Any) -> Any:
     """Records a verification pass (the nodes verified, and the pass for learning drafters)
-    and returns its scores, masked by the grammar when a ``Constrain`` box set masks."""
+    and returns its scores, masked by the grammar when a ``Constrain`` box set masks, and
+    without the tokens a ``Check`` box excluded at the root (row 0)."""
     if state.score_masks is not None:
         from diagrammar.decoding.constraints.masking import mask_scores
 
         scores = mask_scores(scores, _masks_for(tree, *state.score_masks))
         state.score_masks = None
+    if state.excluded:                        # a Check box backed off: not these tokens next
+        scores = exclude_first(scores, state.excluded)
+        state.excluded = frozenset()
     state.draft_nodes_per_step.append(len(tree))
     if state.observers:                       # only drafters that learn need the record
         state.verification = Verification(state.tokens[-1], tree, scores)
     return scores
+
+
+def exclude_first(scores: Any, excluded: frozenset[int]) -> Any:
+    """``scores`` with the ``excluded`` tokens at ``-inf`` in row 0 (the root's row).
+
+    >>> import numpy as np
+    >>> exclude_first(np.zeros((2, 3)), frozenset({1})).tolist()
+    [[0.0, -inf, 0.0], [0.0, 0.0, 0.0]]
+    """
+    import numpy as np
+
+    from diagrammar.decoding.constraints.masking import mask_scores
+
+    allowed = np.ones(scores.shape[-1], dtype=bool)
+    allowed[[token for token in excluded if 0 <= token < len(allowed)]] = False
+    return mask_scores(scores, [allowed] + [None] * (len(scores) - 1))
 
 
 def _masks_for(tree: DraftTree, constrained: DraftTree, masks: list[Any]) -> list[Any]:
@@ -209,5 +229,5 @@ def commit_step(state: DecodeState, accepted: Acceptance) -> tuple[DecodeState]:
 
 
 __all__ = ["DecodingError", "DrafterStep", "UnwiredDrafter", "as_drafter", "verify_step",
-           "prepare_verification", "record_verification",
+           "prepare_verification", "record_verification", "exclude_first",
            "GreedyAcceptStep", "greedy_accept_step", "SamplingAcceptStep", "commit_step"]

@@ -15,6 +15,7 @@ from diagrammar.diagrams.boxes import (
     ROLES,
     Accept,
     Aded,
+    Check,
     Commit,
     Constrain,
     Drafter,
@@ -43,6 +44,7 @@ from diagrammar.diagrams.boxes import (
 from diagrammar.diagrams.builders import (
     PIPELINES,
     autoregressive,
+    checked,
     constrained,
     read_pipeline,
     register_pipeline,
@@ -55,11 +57,12 @@ from diagrammar.diagrams.serialize import from_json, load_pipeline, save_pipelin
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 __all__ = [
-    "BOX_CLASSES", "Accept", "Aded", "Commit", "Constrain", "Rasd", "Retrieval", "Sized",
+    "BOX_CLASSES", "Accept", "Aded", "Check", "Commit", "Constrain", "Rasd", "Retrieval",
+    "Sized",
     "DraftModel", "Drafter", "GreedyAccept", "Merge", "Monitor",
     "NoDraft", "Pipeline", "PromptLookup", "SpecTrAccept", "SpeculativeSampling", "StepBox",
     "Swap", "TokenRecycling", "Verify",
-    "PIPELINES", "autoregressive", "constrained", "read_pipeline", "register_pipeline",
+    "PIPELINES", "autoregressive", "checked", "constrained", "read_pipeline", "register_pipeline",
     "speculative", "Grammar", "GrammarDefinitionError", "BUILTIN_GRAMMARS", "builtin",
     "DiagramError", "PipelineFormatError", "WiringError", "from_json", "load_pipeline",
     "save_pipeline", "to_json", "Accepted", "Context", "Draft", "Scores", "Ty", "ROLES",

@@ -738,6 +738,56 @@ class Monitor(StepBox):
         super().__init__(context=context, kind=kind, timeout=timeout)
 
 
+class Check(StepBox):
+    """Checks what the target accepted before it is committed: ``Context @ Accepted ->
+    Context @ Accepted``, between the acceptance rule and ``Commit``.
+
+    The generated text is cut at checkpoints (``"line"``: newlines; ``"statement"``:
+    newlines outside brackets and strings; ``"sql"``: ``;`` outside quotes; ``"json"``: the end
+    of a top-level JSON value; ``"end"``: the whole text when the generation ends) and each
+    segment goes to the checker bound as resource ``checker`` (anything with
+    ``check(text) -> verdict``, ``verdict.status`` in pass/fail/unknown). Tokens are
+    committed only up to the first segment that fails; then the step backs off to that
+    segment's start and decodes it again with its failed first tokens excluded there (the
+    next-best token at that position), at most ``retries`` times before it gives up and keeps
+    the segment (the reason goes into the stats' box counters). With a checker that always
+    passes, the output is the pipeline's without ``Check``; otherwise it differs by design
+    (``lossless`` is false).
+
+    >>> from diagrammar.diagrams.builders import speculative
+    >>> print(speculative(PromptLookup(), check=Check(checker="sympy", checkpoint="line")))
+    PromptLookup >> Verify >> GreedyAccept >> Check(checker="sympy") >> Commit
+
+    Bind the checker when executing: ``Execute(model, resources={"sympy": checker})(step)``.
+
+    Args:
+        checker: the name of the checker resource.
+        checkpoint: where segments end (``"line"``, ``"statement"``, ``"sql"``, ``"json"``,
+            ``"end"``).
+        retries: how many times a failed segment is decoded again before giving up.
+    """
+
+    dom, cod = Context @ Accepted, Context @ Accepted
+    role = "check"
+    lossless = False
+    resources = ("checker",)
+
+    #: The checkpoint kinds (as :data:`diagrammar.decoding.checkpoints.CHECKPOINTS`).
+    CHECKPOINTS: ClassVar[tuple[str, ...]] = ("line", "statement", "sql", "json", "end")
+
+    def __init__(self, checker: str = "checker", checkpoint: str = "line",
+                 retries: int = 3) -> None:
+        if not isinstance(checker, str) or not checker:
+            raise ValueError(f"Check: checker must name a resource (a non-empty string), not "
+                             f"{checker!r}")
+        if checkpoint not in self.CHECKPOINTS:
+            raise ValueError(f"Check: checkpoint must be one of "
+                             f"{', '.join(self.CHECKPOINTS)}, not {checkpoint!r}")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ValueError(f"Check: retries must be a whole number >= 0, not {retries!r}")
+        super().__init__(checker=checker, checkpoint=checkpoint, retries=retries)
+
+
 class Commit(StepBox):
     """Appends the accepted tokens to the context and keeps only their cache entries."""
 
@@ -839,7 +889,7 @@ __all__ = [
     "BOX_CLASSES", "Pipeline", "Swap", "StepBox", "Drafter", "NoDraft", "PromptLookup",
     "TokenRecycling", "DraftModel", "Aded", "Retrieval", "Rasd", "Sized", "Merge",
     "Verify", "Accept", "GreedyAccept", "SpeculativeSampling", "SpecTrAccept", "Constrain",
-    "Monitor", "Commit",
+    "Monitor", "Check", "Commit",
     "box_to_json", "box_from_json", "ROLES",
     "register_box_class", "box_registry", "is_lossless", "required_resources", "resource_kinds",
     "Context", "Draft", "Scores", "Accepted",

@@ -16,6 +16,7 @@ from pathlib import Path
 from diagrammar.diagrams.boxes import (
     Accept,
     Aded,
+    Check,
     Commit,
     Constrain,
     Drafter,
@@ -53,11 +54,17 @@ def _constrain_boxes(constrain: StepBox | Sequence[StepBox] | None,
 
 
 def speculative(drafter: Drafter, accept: Accept | None = None,
-                constrain: StepBox | Sequence[StepBox] | None = None) -> Pipeline:
-    """One speculative step: draft, (constrain,) verify the tree in one pass, accept, commit.
+                constrain: StepBox | Sequence[StepBox] | None = None,
+                check: StepBox | None = None) -> Pipeline:
+    """One speculative step: draft, (constrain,) verify the tree in one pass, accept,
+    (check,) commit.
 
     ``constrain`` is a box of the constrain role (``Constrain``, ``Monitor``) or a tuple of
-    them, placed in that order (their masks intersect).
+    them, placed in that order (their masks intersect). ``check`` is a box of the check role
+    (``Check``), placed between the acceptance rule and ``Commit``.
+
+    >>> print(speculative(NoDraft(), check=Check(checker="sql", checkpoint="sql")))
+    NoDraft >> Verify >> GreedyAccept >> Check(checker="sql", checkpoint="sql") >> Commit
 
     >>> print(speculative(PromptLookup(), constrain=Constrain(grammar="json")))
     PromptLookup >> Constrain(grammar="json") >> Verify >> GreedyAccept >> Commit
@@ -67,10 +74,41 @@ def speculative(drafter: Drafter, accept: Accept | None = None,
     """
     if not isinstance(drafter, Drafter):
         raise TypeError(f"speculative() takes a Drafter box, not {drafter!r}")
+    if check is not None and not (isinstance(check, StepBox) and check.role == "check"):
+        raise TypeError(f"speculative() takes a check box (Check) as check=, not {check!r}")
     step: Pipeline = drafter
     for box in _constrain_boxes(constrain, "speculative()"):
         step = step >> box
-    return step >> Verify() >> (accept if accept is not None else GreedyAccept()) >> Commit()
+    step = step >> Verify() >> (accept if accept is not None else GreedyAccept())
+    if check is not None:
+        step = step >> check
+    return step >> Commit()
+
+
+def checked(pipeline: Pipeline, check: StepBox | None = None) -> Pipeline:
+    """``pipeline`` with a ``Check`` box (default ``Check()``) just before its ``Commit``
+    box, so that any drafter, acceptance rule and constraint commit only checked text.
+
+    >>> print(checked(speculative(PromptLookup()), Check(checker="z3", retries=1)))
+    PromptLookup >> Verify >> GreedyAccept >> Check(checker="z3", retries=1) >> Commit
+
+    Raises:
+        WiringError: the pipeline has no single ``Commit`` box, or already checks.
+    """
+    check = check if check is not None else Check()
+    if not (isinstance(check, StepBox) and check.role == "check"):
+        raise TypeError(f"checked() takes a check box (Check), not {check!r}")
+    layers = list(pipeline.inside)
+    if any(isinstance(box, StepBox) and box.role == "check" for _, box, _ in layers):
+        raise WiringError("this pipeline is already checked: it has a check box")
+    commits = [index for index, (_, box, _) in enumerate(layers)
+               if isinstance(box, StepBox) and box.role == "commit"]
+    if len(commits) != 1:
+        raise WiringError(f"checked() needs a pipeline with one Commit box, this one has "
+                          f"{len(commits)}")
+    at = commits[0]
+    left, _, right = layers[at]
+    return pipeline[:at] >> (left @ check @ right) >> pipeline[at:]
 
 
 def constrained(pipeline: Pipeline,
@@ -300,8 +338,8 @@ def read_pipeline(name_or_json: str) -> Pipeline:
     )
 
 
-__all__ = ["PIPELINES", "speculative", "constrained", "autoregressive", "register_pipeline",
-           "read_pipeline",
+__all__ = ["PIPELINES", "speculative", "checked", "constrained", "autoregressive",
+           "register_pipeline", "read_pipeline",
            "prompt_lookup", "prompt_lookup_tree", "token_recycling", "token_recycling_paper",
            "token_recycling_dynamic",
            "token_recycling_sized",

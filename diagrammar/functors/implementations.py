@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from diagrammar.decoding.check import CheckStep
 from diagrammar.decoding.cost import CostModel
 from diagrammar.decoding.drafters import (
     AdedDrafter,
@@ -38,6 +39,7 @@ from diagrammar.decoding.steps import (
 )
 from diagrammar.diagrams.boxes import (
     Aded,
+    Check,
     Commit,
     Constrain,
     DraftModel,
@@ -124,6 +126,20 @@ def _merge(box: Merge, execute: Any) -> DrafterStep:
     return DrafterStep(MergeDrafter([as_drafter(execute.implement(d)) for d in box.drafters]))
 
 
+def _check(box: Check, execute: Any) -> CheckStep:
+    """The ``Check`` box: its checker resource, reading tokens with the model's tokenizer."""
+    if getattr(execute.model, "tokenizer", None) is None:
+        raise ValueError(f"box {box.name!r}: a checker reads the generated text, so it needs "
+                         "the model's tokenizer, and this model has none: load a model folder "
+                         "with its tokenizer files")
+    spec = box.spec
+    try:
+        return CheckStep(execute.resource(box, "checker"), spec["checkpoint"], spec["retries"],
+                         decode=execute.model.decode)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{box.name}: {error}") from None
+
+
 #: Box class -> implementation factory, for every backend.
 IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     NoDraft: lambda box, execute: DrafterStep(NoDraftDrafter()),
@@ -141,6 +157,7 @@ IMPLEMENTATIONS: dict[type, ImplementationFactory] = {
     SpecTrAccept: lambda box, execute: SamplingAcceptStep("spectr"),
     Constrain: constrain_implementation,
     Monitor: monitor_implementation,
+    Check: _check,
     Commit: lambda box, execute: commit_step,
 }
 

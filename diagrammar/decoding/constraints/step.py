@@ -101,6 +101,9 @@ class ConstrainStep:
                 "mask_seconds": self.mask_seconds}
 
     def _catch_up(self, state: DecodeState) -> None:
+        if len(state.tokens) < self._consumed:    # a Check box rolled tokens back
+            self.matcher.rollback(self._consumed - len(state.tokens))
+            self._consumed = len(state.tokens)
         new = state.tokens[self._consumed:]
         if new and not self.matcher.advance(new):
             raise DecodingError(

@@ -149,9 +149,12 @@ def test_compiles_are_counted_once_per_capacity_and_kept_apart(twins, monkeypatc
     _, model = twins("llama", 0)
     compiled, _ = decoders(model, "autoregressive")
     first = compiled.generate([5, 6, 7], 10)
-    again = compiled.generate([8, 9, 10, 11], 20)           # same capacity: reused
+    again = compiled.generate([8, 9, 10], 20)               # same shapes: nothing compiles
     assert first.stats.compiles >= 1 and first.stats.compile_seconds > 0
     assert again.stats.compiles == 0 and again.stats.compile_seconds == 0
+    loops = [entry for entry in model.compiled if entry[0] == "whole-step"]
+    compiled.generate([8, 9, 10, 11, 12], 30)                # a new prefill shape, same loop
+    assert [entry for entry in model.compiled if entry[0] == "whole-step"] == loops
     assert ("whole-step", 1, 128) in model.compiled
     longer = compiled.generate([5] * 100, 100)               # a larger capacity compiles
     assert longer.stats.compiles >= 1

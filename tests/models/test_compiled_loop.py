@@ -226,3 +226,20 @@ def test_the_compiled_loop_runs_the_pallas_kernel(model_factory, tmp_path):
         fast = Execute(kernel, backend="jax", step_mode="compiled")(PIPELINES[name]())
         slow = Execute(einsum, backend="jax", step_mode="per-step")(PIPELINES[name]())
         assert fast.generate(prompt, 12).tokens == slow.generate(prompt, 12).tokens
+
+
+def test_a_check_box_keeps_its_step_per_step_with_the_same_tokens(twins):
+    """A ``Check`` box has no array implementation: the step runs per step, says why, and an
+    always-passing checker changes no token."""
+    from diagrammar.diagrams import Check
+
+    class Passes:
+        def check(self, text):
+            return type("Verdict", (), {"status": "pass", "reason": ""})()
+
+    _, model = twins("gpt2", 0)
+    execute = Execute(model, backend="jax", resources={"checker": Passes()})
+    checked = execute(speculative(PromptLookup(), check=Check())).generate([5, 6, 7] * 4, 16)
+    assert checked.stats.mode == "per-step" and "Check" in checked.stats.mode_reason
+    assert checked.tokens == execute(speculative(PromptLookup())).generate([5, 6, 7] * 4,
+                                                                          16).tokens

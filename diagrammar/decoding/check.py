@@ -82,6 +82,7 @@ class CheckStep:
         self.retries = retries
         self.decode = decode
         self.segment_start = 0
+        self.lead = ""
         self.prompt_length = 0
         self.tried: dict[int, list[int]] = {}
         self.given_up: set[int] = set()
@@ -93,8 +94,13 @@ class CheckStep:
         self.solver_seconds = 0.0
 
     def start(self, state: DecodeState) -> None:
-        """Starts a generation: the first segment begins after the prompt."""
+        """Starts a generation: the first segment begins after the prompt (for ``line`` and
+        ``statement`` checkpoints its text starts with the prompt's unfinished last line, so
+        that the checker sees whole lines; the prompt itself is never decoded again)."""
         self.segment_start = self.prompt_length = state.prompt_length
+        self.lead = ""
+        if self.checkpoint in ("line", "statement") and state.prompt_length:
+            self.lead = self.decode(state.tokens[:state.prompt_length]).rpartition("\n")[2]
         self.tried = {}
         self.given_up = set()
         self.reasons = []
@@ -115,7 +121,7 @@ class CheckStep:
         tokens = state.tokens + list(new)
         position = max(self.segment_start, base)
         while position < len(tokens):
-            text = self.decode(tokens[self.segment_start:position + 1])
+            text = self._lead() + self.decode(tokens[self.segment_start:position + 1])
             boundary = find_checkpoint(self.checkpoint, text)
             if boundary is not None:
                 if not self._passes(text[:boundary], tokens):
@@ -123,10 +129,15 @@ class CheckStep:
                 self.segment_start = position + 1
             position += 1
         if ends and self.checkpoint == "end" and self.segment_start < len(tokens):
-            if not self._passes(self.decode(tokens[self.segment_start:]), tokens):
+            if not self._passes(self._lead() + self.decode(tokens[self.segment_start:]),
+                                tokens):
                 return state, self._back_off(state, accepted, base)
             self.segment_start = len(tokens)
         return state, accepted
+
+    def _lead(self) -> str:
+        """The prompt's text before the segment, when the segment is the first one."""
+        return self.lead if self.segment_start == self.prompt_length else ""
 
     def _passes(self, text: str, tokens: list[int]) -> bool:
         """Checks the segment at :attr:`segment_start`; ``False`` when it must be decoded

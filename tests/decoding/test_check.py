@@ -323,3 +323,33 @@ def test_a_rollback_rolls_the_grammar_back_too(lm):
     unchecked = Execute(lm, resources={"g": "regex:" + pattern})(
         speculative(PromptLookup(), constrain=Constrain(grammar="g"))).generate("def f(x):\n", 12)
     assert result.tokens[0] != unchecked.tokens[0]
+
+
+def test_the_first_line_is_checked_whole_with_the_prompts_unfinished_line():
+    """A ``line`` checker sees ``7 * 8 = 56``, not only the generated `` 56``; the prompt is
+    never rolled back."""
+    from types import SimpleNamespace
+
+    from diagrammar.decoding.check import CheckStep
+    from diagrammar.decoding.state import Acceptance, DecodeState
+
+    seen = []
+
+    class Records:
+        def check(self, text):
+            seen.append(text)
+            return SimpleNamespace(status="pass", reason="")
+
+    class Session:
+        def keep(self, path):
+            pass
+
+    def decode(ids):
+        return "".join(chr(i) for i in ids)
+
+    prompt = [ord(c) for c in "1 = 1\n7 * 8 ="]
+    state = DecodeState(Session(), list(prompt), len(prompt), max_new_tokens=20)
+    check = CheckStep(Records(), "line", retries=1, decode=decode)
+    check.start(state)
+    check(state, Acceptance((0, 1, 2, 3), tuple(map(ord, " 56\n2"))))
+    assert seen == ["7 * 8 = 56\n"]

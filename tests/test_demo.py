@@ -31,3 +31,33 @@ def test_constrained_json_example_runs(default_tiny_path):
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "identical to constrained greedy without speculation: True" in done.stdout
+
+
+def test_checked_math_example_runs(default_tiny_path):
+    example = Path(__file__).parents[1] / "examples" / "checked_math.py"
+    done = subprocess.run([sys.executable, str(example), "--model", "default:tiny",
+                           "--prompts", "2", "--max-new-tokens", "16"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "outputs the check changed:" in done.stdout
+    assert "tokens/s (median over prompts" in done.stdout
+
+
+def test_checked_math_line_adapter():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "checked_math", Path(__file__).parents[1] / "examples" / "checked_math.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["checked_math"] = module          # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules["checked_math"]
+    check = module.LineEquations()
+    assert check.check("    assert 7 * 8 == 56").status == "pass"
+    assert check.check("# 7 * 8 = 54").status == "fail"
+    assert check.check("# (x + 1)**2 = x**2 + 2*x + 1").status == "pass"
+    for line in ("def test():", "x = 7 * 8", "# the sum = total", "assert a == b", ""):
+        assert check.check(line).status == "pass", line
+    assert len(module.build_prompts(5)) == 5

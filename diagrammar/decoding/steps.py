@@ -130,9 +130,15 @@ def record_verification(state: DecodeState, tree: DraftTree, scores: Any) -> Any
 def exclude_first(scores: Any, excluded: frozenset[int]) -> Any:
     """``scores`` with the ``excluded`` tokens at ``-inf`` in row 0 (the root's row).
 
+    When nothing else is left in row 0 (a grammar already blocked every other token), the
+    scores are returned unchanged: the exclusion cannot apply, and the ``Check`` box counts
+    the repeated failure towards giving up.
+
     >>> import numpy as np
     >>> exclude_first(np.zeros((2, 3)), frozenset({1})).tolist()
     [[0.0, -inf, 0.0], [0.0, 0.0, 0.0]]
+    >>> exclude_first(np.array([[-np.inf, 0.0, -np.inf]]), frozenset({1})).tolist()
+    [[-inf, 0.0, -inf]]
     """
     import numpy as np
 
@@ -140,7 +146,8 @@ def exclude_first(scores: Any, excluded: frozenset[int]) -> Any:
 
     allowed = np.ones(scores.shape[-1], dtype=bool)
     allowed[[token for token in excluded if 0 <= token < len(allowed)]] = False
-    return mask_scores(scores, [allowed] + [None] * (len(scores) - 1))
+    masked = mask_scores(scores, [allowed] + [None] * (len(scores) - 1))
+    return masked if float(masked[0].max()) > float("-inf") else scores
 
 
 def _masks_for(tree: DraftTree, constrained: DraftTree, masks: list[Any]) -> list[Any]:

@@ -16,6 +16,8 @@ The modules, each one concept:
 - ``constraints`` (z3): :class:`ConstraintChecker` over the values a model produced;
 - ``equivalence`` (z3): :class:`Program`, :class:`ISA`, :func:`bounded_equivalence` and
   :class:`EquivalenceChecker` for small straight-line programs over bitvectors;
+- ``sketch`` (z3): :class:`Sketch` (a target program with ``?`` holes), :func:`fill` (CEGIS
+  for the hole values) and :func:`holes_from_guess`: the Sketch half of Guess & Sketch;
 - ``python_code``: :class:`PythonChecker` (parses; names resolve; nothing forbidden);
 - ``sql`` (sqlglot, sqlite3): :class:`SQLChecker` (one SELECT, run read-only).
 
@@ -55,13 +57,15 @@ from diagrammar.symbolic.limits import (
     shared_worker,
 )
 from diagrammar.symbolic.python_code import PythonChecker
+from diagrammar.symbolic.sketch import FillResult, Sketch, SketchError, fill, holes_from_guess
 from diagrammar.symbolic.sql import SQLChecker
 from diagrammar.symbolic.verdict import BaseChecker, Checker, Checkpoint, Verdict
 
 __all__ = [
     "BaseChecker", "Checker", "Checkpoint", "ConstraintChecker", "Deadline", "EquationChecker",
-    "EquivalenceChecker", "ExpressionChecker", "ExpressionError", "Grammar", "ISA", "Limits",
-    "Node", "Program", "ProgramError", "PythonChecker", "SQLChecker", "THREE_ADDRESS",
-    "TimeLimitExceeded", "Verdict", "Worker", "WorkerError", "bounded_equivalence",
-    "parse_equation", "parse_expression", "parse_values", "shared_worker", "to_sympy", "to_z3",
+    "EquivalenceChecker", "ExpressionChecker", "ExpressionError", "FillResult", "Grammar", "ISA",
+    "Limits", "Node", "Program", "ProgramError", "PythonChecker", "SQLChecker", "Sketch",
+    "SketchError", "THREE_ADDRESS", "TimeLimitExceeded", "Verdict", "Worker", "WorkerError",
+    "bounded_equivalence", "fill", "holes_from_guess", "parse_equation", "parse_expression",
+    "parse_values", "shared_worker", "to_sympy", "to_z3",
 ]

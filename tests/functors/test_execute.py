@@ -10,6 +10,7 @@ from diagrammar.decoding import DraftTree
 from diagrammar.decoding.steps import DrafterStep
 from diagrammar.diagrams import (
     Aded,
+    Check,
     Commit,
     Constrain,
     Context,
@@ -162,8 +163,9 @@ def test_every_builtin_box_runs_on_the_torch_backend(model):
     steps = [speculative(drafter, accept())
              for accept in (GreedyAccept, SpeculativeSampling, SpecTrAccept)]
     used = {type(box) for step in steps for box in step.boxes} | {
-        type(d) for d in drafter.drafters} | {Retrieval, Constrain, Monitor}
-    # Constrain runs below, on a model with a tokenizer; Monitor in test_monitor.py
+        type(d) for d in drafter.drafters} | {Retrieval, Constrain, Monitor, Check}
+    # Constrain runs below, on a model with a tokenizer; Monitor in test_monitor.py; Check
+    # (which reads text, so needs a tokenizer) in tests/decoding/test_check.py
     assert used == builtin
     store = Datastore.from_token_lists([PROMPT * 3])
     curve = {"sizes": [1, 8], "median_seconds": [1.0, 1.5]}

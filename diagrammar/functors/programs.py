@@ -61,6 +61,7 @@ from diagrammar.diagrams.programs import (
     from_instructions,
     widths,
 )
+from diagrammar.symbolic.directives import read_directive
 from diagrammar.symbolic.equivalence import THREE_ADDRESS, Program, bounded_equivalence
 from diagrammar.symbolic.equivalence import ProgramError as SymbolicProgramError
 from diagrammar.symbolic.verdict import Verdict
@@ -443,7 +444,6 @@ class ToTwoAddress(_Assembler):
 
 # --- reading the text back ---------------------------------------------------------------
 
-_DIRECTIVE = re.compile(r"\.(width|in|out)\b(.*)\Z")
 _REGISTER = re.compile(r"r\d{1,4}\Z")
 _NUMBER = re.compile(r"[-+]?(0[xX][0-9a-fA-F]{1,128}|\d{1,155})\Z")
 
@@ -457,26 +457,15 @@ def _split(text: str) -> tuple[int, list[str], list[str], list[tuple[int, str]]]
         line = re.split(r";|//|#", raw, maxsplit=1)[0].strip()
         if not line:
             continue
-        directive = _DIRECTIVE.match(line)
-        if directive:
-            kind, rest = directive.group(1), directive.group(2).strip()
-            items = [item.strip() for item in rest.split(",")] if rest else []
-            if kind == "width":
-                if len(items) != 1 or not items[0].isdigit():
-                    raise ProgramError(f"line {number}: .width takes one number, not {rest!r}")
-                width = int(items[0])
-            else:
-                for item in items:
-                    if not _REGISTER.match(item):
-                        raise ProgramError(f"line {number}: {item[:40]!r} is not a register")
-                if kind == "in":
-                    inputs = items
-                else:
-                    outputs = items
-        elif line.startswith("."):
-            raise ProgramError(f"line {number}: unknown directive {line.split()[0][:40]!r}")
-        else:
+        header = read_directive(number, line, _REGISTER, ProgramError)
+        if header is None:
             body.append((number, line))
+        elif header[0] == "width":
+            width = header[1]
+        elif header[0] == "in":
+            inputs = header[1]
+        else:
+            outputs = header[1]
     for name, value in (("width", width), ("in", inputs), ("out", outputs)):
         if value is None:
             raise ProgramError(f"the program has no .{name} line")

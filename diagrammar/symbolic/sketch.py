@@ -55,6 +55,7 @@ from typing import Literal
 
 import z3
 
+from diagrammar.symbolic.directives import read_directive
 from diagrammar.symbolic.equivalence import (
     PROGRAM_LIMITS,
     THREE_ADDRESS,
@@ -74,7 +75,6 @@ _IMMEDIATE_OPS = {"li": IMMEDIATE_BITS, "addi": IMMEDIATE_BITS, "shli": IMMEDIAT
                   "lui": UPPER_BITS}
 _REGISTER = re.compile(r"[A-Za-z_%][A-Za-z_0-9.]*\Z")
 _NUMBER = re.compile(r"[#$]?[-+]?(0[xX][0-9a-fA-F]{1,128}|0[bB][01]{1,512}|\d{1,155})\Z")
-_DIRECTIVE = re.compile(r"\.(width|in|out)\b(.*)\Z")
 _COMMENT = re.compile(r";|//|#(?![-+0-9])")
 
 
@@ -153,24 +153,16 @@ not '?' (holes stand for immediates: li, lui, addi, shli)
             line = _code(raw)
             if not line:
                 continue
-            directive = _DIRECTIVE.match(line)
-            if directive:
-                kind, rest = directive.group(1), directive.group(2).strip()
-                items = [item.strip() for item in rest.split(",")] if rest else []
+            header = read_directive(number, line, _REGISTER, SketchError)
+            if header is not None:
+                kind, value = header
                 if kind == "width":
-                    if len(items) != 1 or not items[0].isdigit() or not 1 <= int(items[0]) <= 512:
-                        raise SketchError(f"line {number}: .width takes one number in 1..512, "
-                                          f"not {rest[:40]!r}")
-                    width = int(items[0])
-                    continue
-                for item in items:
-                    if not _REGISTER.match(item):
-                        raise SketchError(f"line {number}: {item[:40]!r} is not a register")
-                header_in, header_out = ((items, header_out) if kind == "in"
-                                         else (header_in, items))
+                    width = value
+                elif kind == "in":
+                    header_in = value
+                else:
+                    header_out = value
                 continue
-            if line.startswith("."):
-                raise SketchError(f"line {number}: unknown directive {line.split()[0][:40]!r}")
             if len(instructions) >= limits.max_nodes:
                 raise SketchError(f"more than {limits.max_nodes} instructions")
             read = _two_address if syntax == "two-address" else _three_address

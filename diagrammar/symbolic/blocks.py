@@ -180,8 +180,6 @@ def fill_blocks(guess_text: str, source_text: str, low_confidence_lines: Iterabl
             done("dead", "the block writes no register read later")
             continue
         guess_block = "\n".join(lines[t_first - 1:t_last])
-        # a block of constants only: one unused input, as bounded_equivalence wants one
-        inputs = inputs or ("_unused",)
         try:
             reference = Program.parse(text, inputs, outputs)
         except ProgramError as error:

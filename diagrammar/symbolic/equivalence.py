@@ -165,9 +165,14 @@ class Program:
             instructions.append((dest, op, tuple(_operand(arg, number) for arg in args)))
         return cls(tuple(instructions), tuple(inputs), tuple(outputs), isa)
 
-    def run(self, inputs: Sequence[z3.BitVecRef]) -> list[z3.BitVecRef]:
-        """The outputs as z3 terms of the ``inputs`` (bitvectors of one width)."""
-        width, ctx = inputs[0].size(), inputs[0].ctx
+    def run(self, inputs: Sequence[z3.BitVecRef], width: int | None = None,
+            ctx: z3.Context | None = None) -> list[z3.BitVecRef]:
+        """The outputs as z3 terms of the ``inputs`` (bitvectors of one width); a program
+        without inputs needs ``width`` (and ``ctx``, z3's default context otherwise)."""
+        if inputs:
+            width, ctx = inputs[0].size(), inputs[0].ctx
+        elif width is None:
+            raise ValueError("a program without inputs needs the word width")
         registers = dict(zip(self.inputs, inputs))
         for dest, op, args in self.instructions:
             values = [z3.BitVecVal(arg % (1 << width), width, ctx) if isinstance(arg, int)
@@ -219,7 +224,7 @@ def _equivalence(a, b, width, inputs, precondition, timeout) -> Verdict:
     ctx = z3.Context()
     variables = [z3.BitVec(name, width, ctx) for name in names]
     try:
-        outputs_a, outputs_b = (_outputs(program, variables) for program in (a, b))
+        outputs_a, outputs_b = (_outputs(program, variables, width, ctx) for program in (a, b))
     except (z3.Z3Exception, KeyError, TypeError, ValueError) as error:
         return Verdict("unknown", f"could not run the programs symbolically: {error}")
     if len(outputs_a) != len(outputs_b):
@@ -250,9 +255,10 @@ def _equivalence(a, b, width, inputs, precondition, timeout) -> Verdict:
     return Verdict("unknown", f"z3 could not decide: {reason}")
 
 
-def _outputs(program: Program | Function, variables: list[z3.BitVecRef]) -> list[z3.BitVecRef]:
+def _outputs(program: Program | Function, variables: list[z3.BitVecRef], width: int,
+             ctx: z3.Context) -> list[z3.BitVecRef]:
     if isinstance(program, Program):
-        return program.run(variables)
+        return program.run(variables, width, ctx)
     result = program(*variables)
     return list(result) if isinstance(result, list | tuple) else [result]
 

@@ -157,3 +157,12 @@ def test_matches_brute_force(first, second):
     if not same:
         x, y = verdict.detail["inputs"]["x"], verdict.detail["inputs"]["y"]
         assert _run(first, x, y) != _run(second, x, y)
+
+
+def test_programs_without_inputs_are_compared_at_the_given_width():
+    from diagrammar.symbolic.equivalence import THREE_ADDRESS, Program, bounded_equivalence
+
+    five = Program.parse("r0 = add 2, 3", [], ["r0"], THREE_ADDRESS)
+    six = Program.parse("r0 = add 3, 3", [], ["r0"], THREE_ADDRESS)
+    assert bounded_equivalence(five, five, width=8).status == "pass"
+    assert bounded_equivalence(five, six, width=8).status == "fail"

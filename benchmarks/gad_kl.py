@@ -31,7 +31,6 @@ import argparse
 import json
 import math
 import platform
-import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -48,6 +47,7 @@ from diagrammar.decoding.constraints.aligned import (
     language_probabilities,
     normalised,
 )
+from diagrammar.decoding.constraints.automaton import TokenAutomaton
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -93,53 +93,6 @@ class MarkovModel:
         return MarkovSession(self.table, prompt_ids)
 
 
-class RandomLanguage:
-    """A random regular language over tokens 1..vocab-1 (a compiled-grammar stand-in)."""
-
-    def __init__(self, seed: int, vocab: int, states: int = 3, density: float = 0.5) -> None:
-        rng = random.Random(seed)
-        self.vocab = vocab
-        self.table = {(state, token): rng.randrange(states)
-                      for state in range(states) for token in range(1, vocab)
-                      if rng.random() < density}
-        self.accepting = {state for state in range(states) if rng.random() < 0.5}
-
-    def matcher(self) -> RandomLanguageMatcher:
-        return RandomLanguageMatcher(self)
-
-
-class RandomLanguageMatcher:
-    def __init__(self, language: RandomLanguage) -> None:
-        self.language = language
-        self.states = [0]
-
-    def allowed(self) -> np.ndarray:
-        mask = np.zeros(self.language.vocab, dtype=bool)
-        for source, token in self.language.table:
-            mask[token] |= source == self.states[-1]
-        mask[0] = self.is_accepting()
-        return mask
-
-    def advance(self, tokens: Sequence[int]) -> bool:
-        states = list(self.states)
-        for token in tokens:
-            following = self.language.table.get((states[-1], int(token)))
-            if following is None:
-                return False
-            states.append(following)
-        self.states = states
-        return True
-
-    def rollback(self, count: int) -> None:
-        del self.states[len(self.states) - count:]
-
-    def is_accepting(self) -> bool:
-        return self.states[-1] in self.language.accepting
-
-    def is_stopped(self) -> bool:
-        return False
-
-
 # -- settings --------------------------------------------------------------------------------
 @dataclass
 class Problem:
@@ -173,7 +126,7 @@ def _tiny_problems(prompt: str, pattern: str, max_new_tokens: int) -> Callable[[
 def _markov_problems() -> list[Problem]:
     problems = []
     for model_seed, language_seed in [(3, 10), (4, 14), (5, 3), (4, 9), (3, 21)]:
-        problems.append(Problem(RandomLanguage(language_seed, vocab=8),
+        problems.append(Problem(TokenAutomaton.random(language_seed, vocab=8),
                                 MarkovModel(8, model_seed), [1, 2], 6, frozenset({0})))
     return problems
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 
 import numpy as np
 import pytest
@@ -28,75 +27,11 @@ from diagrammar.decoding.constraints.aligned import (
     language_probabilities,
     normalised,
 )
+from diagrammar.decoding.constraints.automaton import TokenAutomaton
 
 VOCAB = 7
 END = 0
 PROMPT = [1, 2]
-
-
-class SmallAutomaton:
-    """A random regular language over the tokens other than ``end``: a transition table
-    (state, token) -> state and accepting states (where ``end`` may come)."""
-
-    def __init__(self, seed: int, vocab: int = VOCAB, end: int = END, states: int = 3,
-                 density: float = 0.5) -> None:
-        rng = random.Random(seed)
-        self.vocab, self.end = vocab, end
-        self.table: dict[tuple[int, int], int] = {}
-        for state in range(states):
-            for token in range(vocab):
-                if token != end and rng.random() < density:
-                    self.table[state, token] = rng.randrange(states)
-        self.accepting = {state for state in range(states) if rng.random() < 0.5}
-
-    def matcher(self) -> SmallMatcher:
-        return SmallMatcher(self)
-
-    def run(self, content: tuple[int, ...]) -> int | None:
-        """The state after ``content`` (no end token), or None where it leaves the language."""
-        state: int | None = 0
-        for token in content:
-            state = self.table.get((state, token))
-            if state is None:
-                return None
-        return state
-
-    def accepts(self, content: tuple[int, ...]) -> bool:
-        return self.run(content) in self.accepting
-
-
-class SmallMatcher:
-    """The Matcher contract over a :class:`SmallAutomaton` (the end bit set where accepting)."""
-
-    def __init__(self, automaton: SmallAutomaton) -> None:
-        self.automaton = automaton
-        self.states = [0]
-
-    def allowed(self) -> np.ndarray:
-        mask = np.zeros(self.automaton.vocab, dtype=bool)
-        for (source, token) in self.automaton.table:
-            mask[token] |= source == self.states[-1]
-        mask[self.automaton.end] = self.is_accepting()
-        return mask
-
-    def advance(self, tokens) -> bool:
-        states = list(self.states)
-        for token in tokens:
-            following = self.automaton.table.get((states[-1], int(token)))
-            if following is None:
-                return False
-            states.append(following)
-        self.states = states
-        return True
-
-    def rollback(self, count: int) -> None:
-        del self.states[len(self.states) - count:]
-
-    def is_accepting(self) -> bool:
-        return self.states[-1] in self.automaton.accepting
-
-    def is_stopped(self) -> bool:
-        return False
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -108,7 +43,7 @@ def _markov_next(model: MarkovModel, tokens: list[int]) -> np.ndarray:
     return _softmax(model.table[tokens[-2], tokens[-1]])
 
 
-def brute_force_language(automaton: SmallAutomaton, next_probs, max_new_tokens: int
+def brute_force_language(automaton: TokenAutomaton, next_probs, max_new_tokens: int
                          ) -> dict[tuple[int, ...], float]:
     """``P(w)`` for every output of the language, by trying every token sequence."""
     content_tokens = [t for t in range(automaton.vocab) if t != automaton.end]
@@ -124,7 +59,7 @@ def brute_force_language(automaton: SmallAutomaton, next_probs, max_new_tokens: 
     return outputs
 
 
-def brute_force_gcd(automaton: SmallAutomaton, next_probs, max_new_tokens: int,
+def brute_force_gcd(automaton: TokenAutomaton, next_probs, max_new_tokens: int,
                     output: tuple[int, ...]) -> float:
     """The probability that plain masking (with the length bound) writes ``output``."""
     probability = 1.0
@@ -144,7 +79,7 @@ def brute_force_gcd(automaton: SmallAutomaton, next_probs, max_new_tokens: int,
 def _markov_setup(model_seed: int, grammar_seed: int, max_new_tokens: int,
                   sharpness: float = 1.5):
     model = MarkovModel(VOCAB, model_seed, sharpness=sharpness)
-    automaton = SmallAutomaton(grammar_seed)
+    automaton = TokenAutomaton.random(grammar_seed, VOCAB, END)
 
     def next_probs(generated: list[int]) -> np.ndarray:
         return _markov_next(model, PROMPT + generated)
@@ -298,7 +233,7 @@ def test_a_hugging_face_session_scores_every_prefix_as_a_full_forward(model_fact
 
     model = model_factory("gpt2", 5, vocab=VOCAB + 1)      # end token 3 (the conftest's EOS)
     lm = HFCausalLM(model, fast=fast)
-    automaton = SmallAutomaton(11, vocab=VOCAB + 1, end=3)
+    automaton = TokenAutomaton.random(11, vocab=VOCAB + 1, end=3)
     prompt = [5, 6, 1]
 
     def next_probs(generated: list[int]) -> np.ndarray:
@@ -336,7 +271,7 @@ def test_bad_input_gets_a_clear_error():
 
 def test_an_empty_language_is_reported():
     model = MarkovModel(VOCAB, 0)
-    automaton = SmallAutomaton(0)
+    automaton = TokenAutomaton.random(0, VOCAB, END)
     automaton.accepting = set()
     sampler = AlignedSampler(automaton, model, PROMPT, 4, end_tokens={END})
     with pytest.raises(EmptyLanguageError, match="at most 4 tokens"):

@@ -26,9 +26,10 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tree_strategies import trees
 
 from diagrammar.kernels import choose_impl, tree_attention
-from diagrammar.kernels.ancestor_words import MAX_TREE_NODES, ancestor_mask, ancestor_words
+from diagrammar.kernels.ancestor_words import ancestor_mask, ancestor_words
 from diagrammar.kernels.reference import tree_attention_reference
 
 try:
@@ -88,18 +89,6 @@ def as_jax(arrays):
 
 def as_torch(arrays):
     return [torch.from_numpy(np.array(array)) for array in arrays]
-
-
-@st.composite
-def trees(draw, max_nodes=MAX_TREE_NODES):
-    """Parents of a random tree (any shape, a chain or a star) of 1 to ``max_nodes`` nodes."""
-    nodes = draw(st.integers(1, max_nodes))
-    shape = draw(st.sampled_from(["random", "chain", "star"]))
-    if shape == "chain":
-        return tuple(range(-1, nodes - 1))
-    if shape == "star":
-        return (-1, *[0] * (nodes - 1))
-    return (-1, *(draw(st.integers(0, node - 1)) for node in range(1, nodes)))
 
 
 @st.composite

@@ -24,6 +24,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tree_strategies import trees
 
 from diagrammar.kernels import choose_impl, tree_attention
 from diagrammar.kernels.ancestor_words import (
@@ -79,18 +80,6 @@ class Case:
 
         return (normal(nodes), normal(self.prefix), normal(self.prefix), normal(nodes),
                 normal(nodes))
-
-
-@st.composite
-def trees(draw, max_nodes=MAX_TREE_NODES):
-    """Parents of a random tree: any shape, a chain or a star, 1 to ``max_nodes`` nodes."""
-    nodes = draw(st.integers(1, max_nodes))
-    shape = draw(st.sampled_from(["random", "chain", "star"]))
-    if shape == "chain":
-        return tuple(range(-1, nodes - 1))
-    if shape == "star":
-        return (-1, *[0] * (nodes - 1))
-    return (-1, *(draw(st.integers(0, node - 1)) for node in range(1, nodes)))
 
 
 @st.composite

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -60,7 +60,6 @@ class LoopResult:
     prefill_seconds: float
     compile_seconds: float
     decode_seconds: float
-    compiled: bool = field(default=False)
 
 
 class WholeStepLoop:
@@ -160,7 +159,7 @@ class WholeStepLoop:
             implementation.finish(box_state)
         finished = time.perf_counter()
         return LoopResult(tokens, accepted, drafted, prefilled - began, compile_seconds,
-                          finished - started, compiled=compile_seconds > 0)
+                          finished - started)
 
 
 def decode_compiled(loop: WholeStepLoop, model: Any, prompt_ids: Sequence[int],

@@ -49,15 +49,8 @@ def row_buckets(rows: int) -> tuple[int, ...]:
 
 
 class VerifyArray:
-    """Scores the root and the draft tree in one pass over the carry's cache.
-
-    Args:
-        bucketed: run only the rows the tree fills (rounded up to :func:`row_buckets`);
-            ``False`` always runs every slot (one branch, a shorter compile).
-    """
-
-    def __init__(self, bucketed: bool = True) -> None:
-        self.bucketed = bucketed
+    """Scores the root and the draft tree in one pass over the carry's cache, running only
+    the rows the tree fills (rounded up to :func:`row_buckets`)."""
 
     def __call__(self, env: StepEnv, carry: Carry, tree: ArrayTree
                  ) -> tuple[Carry, ArrayTree, jax.Array]:
@@ -82,7 +75,7 @@ class VerifyArray:
 
         # Several sizes: the branches only read the cache and the new rows are written after
         # the switch (a branch writing the cache would make XLA copy it into the branch).
-        sizes = row_buckets(rows) if self.bucketed else (rows,)
+        sizes = row_buckets(rows)
         if len(sizes) == 1:                  # one size: the pass writes the cache itself
             scores, keys, values = transformer.forward(
                 env.params, carry.keys, carry.values, ids, positions, ancestors, start,

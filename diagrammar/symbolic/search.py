@@ -65,10 +65,10 @@ from typing import Literal
 
 import z3
 
-from diagrammar.functors.programs import PYTHON_OPERATIONS
 from diagrammar.symbolic.blocks import interfaces, split_blocks
 from diagrammar.symbolic.equivalence import THREE_ADDRESS, Program, ProgramError
 from diagrammar.symbolic.sketch import Sketch, SketchError, fill
+from diagrammar.symbolic.words import PYTHON_OPERATIONS
 
 SearchStatus = Literal["found", "not-found", "timeout"]
 

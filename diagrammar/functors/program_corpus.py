@@ -48,8 +48,9 @@ True
 >>> corpus == load_jsonl(save_jsonl(corpus, _tmp()))
 True
 
-:func:`standard_splits` gives the train split (shorter programs, constants 0–99) and the
-held-out test split (longer, constants 100–4095); no test program occurs in train.
+:func:`standard_splits` gives the train split (shorter programs, constants 0–99 and
+4096–65535) and the held-out test split (longer, constants 100–4095: from neither training
+range); no test program occurs in train.
 """
 
 from __future__ import annotations
@@ -75,8 +76,25 @@ from diagrammar.functors.programs import (
 #: Binary operations the generator draws (``shl`` takes a small constant shift).
 BINARY = ("add", "sub", "mul", "and", "or", "xor")
 UNARY = ("neg", "not")
-TRAIN = {"lengths": (3, 10), "constants": (0, 99)}
+#: The train split: short programs; small constants (``li``/``addi``) and large ones (4096
+#: and up: every one a ``lui``/``addi`` split), so the split's *form* is learnable.
+TRAIN = {"lengths": (3, 10), "constants": ((0, 99), (4096, 65535))}
+#: The held-out split: longer programs, constants from neither training range (those from
+#: 2048 need a ``lui``/``addi`` split whose values no training pair shows).
 TEST = {"lengths": (12, 24), "constants": (100, 4095)}
+
+#: One inclusive range of constants ``(low, high)``, or several, drawn from uniformly.
+Constants = tuple[int, int] | tuple[tuple[int, int], ...]
+
+
+def _ranges(constants: Constants) -> tuple[tuple[int, int], ...]:
+    if constants and isinstance(constants[0], int):
+        return (tuple(constants),)  # type: ignore[return-value]
+    return tuple(tuple(r) for r in constants)  # type: ignore[misc]
+
+
+def _draw_constant(rng: random.Random, constants: Constants) -> int:
+    return rng.randint(*rng.choice(_ranges(constants)))
 
 
 @dataclass(frozen=True)
@@ -170,11 +188,11 @@ def compile_line(line: str, scratch: str, width: int = 32) -> list[str]:
 
 
 def _statement(rng: random.Random, live: list[str], fresh: str | None,
-               constants: tuple[int, int], width: int, update: bool) -> tuple:
+               constants: Constants, width: int, update: bool) -> tuple:
     """One instruction ``(dest, op, args)``: a fresh variable, or (``update``) an existing
     one updated in place (a loop's accumulator)."""
     dest = rng.choice(live) if update or fresh is None else fresh
-    const = lambda: rng.randint(*constants)  # noqa: E731
+    const = lambda: _draw_constant(rng, constants)  # noqa: E731
     kind = rng.random()
     if kind < 0.08 and not update:
         return dest, "mov", (const(),)
@@ -188,7 +206,7 @@ def _statement(rng: random.Random, live: list[str], fresh: str | None,
     return dest, op, (a, b)
 
 
-def _generate(rng: random.Random, lengths: tuple[int, int], constants: tuple[int, int],
+def _generate(rng: random.Random, lengths: tuple[int, int], constants: Constants,
               width: int) -> tuple[list[list[tuple]], list[str], list[str]]:
     """Blocks of instructions over named registers (loops already unrolled)."""
     target = rng.randint(*lengths)
@@ -223,9 +241,10 @@ def _text(op: str, dest: str, args: Sequence) -> str:
 
 
 def make_pair(rng: random.Random, lengths: tuple[int, int] = TRAIN["lengths"],
-              constants: tuple[int, int] = TRAIN["constants"], width: int = 32) -> ProgramPair:
+              constants: Constants = TRAIN["constants"], width: int = 32) -> ProgramPair:
     """One random program (``lengths``: its number of source instructions, inclusive;
-    ``constants``: the range its immediates are drawn from) in both syntaxes."""
+    ``constants``: the inclusive range its immediates are drawn from, or several ranges,
+    each chosen with equal chance) in both syntaxes."""
     blocks, inputs, outputs = _generate(rng, lengths, constants, width)
     registers = {int(r[1:]) for block in blocks for d, _, args in block
                  for r in [d, *[a for a in args if isinstance(a, str)]]}
@@ -276,7 +295,7 @@ def run_pair(pair: ProgramPair, inputs: Sequence[int]) -> tuple[tuple[int, ...],
 
 
 def make_corpus(n: int, seed: int = 0, lengths: tuple[int, int] = TRAIN["lengths"],
-                constants: tuple[int, int] = TRAIN["constants"], width: int = 32,
+                constants: Constants = TRAIN["constants"], width: int = 32,
                 exclude: Iterable[str] = ()) -> list[ProgramPair]:
     """``n`` distinct program pairs, the same for the same arguments; sources in
     ``exclude`` are skipped."""
@@ -296,7 +315,8 @@ def make_corpus(n: int, seed: int = 0, lengths: tuple[int, int] = TRAIN["lengths
 def standard_splits(train: int = 2000, test: int = 200, seed: int = 0
                     ) -> dict[str, list[ProgramPair]]:
     """``{"train": ..., "test": ...}``: train programs have 3–10 instructions and constants
-    0–99; held-out test programs 12–24 instructions and constants 100–4095; disjoint."""
+    in 0–99 or 4096–65535; held-out test programs 12–24 instructions and constants
+    100–4095; disjoint."""
     train_set = make_corpus(train, seed, **TRAIN)
     test_set = make_corpus(test, seed + 1, **TEST, exclude=(p.source for p in train_set))
     return {"train": train_set, "test": test_set}
@@ -322,4 +342,4 @@ def _tmp() -> Path:
 
 __all__ = ["ProgramPair", "compile_line", "make_pair", "make_corpus", "standard_splits",
            "run_pair", "pair_functions", "instructions", "save_jsonl", "load_jsonl",
-           "TRAIN", "TEST"]
+           "TRAIN", "TEST", "Constants"]

@@ -13,6 +13,7 @@ from diagrammar.diagrams.programs import from_instructions
 from diagrammar.functors.program_corpus import (
     TEST,
     TRAIN,
+    _ranges,
     compile_line,
     instructions,
     load_jsonl,
@@ -53,11 +54,15 @@ def test_standard_splits_sizes_ranges_and_disjointness(splits):
     assert not {p.source for p in train} & {p.source for p in test}
     for pair, ranges in [(p, TRAIN) for p in train] + [(p, TEST) for p in test]:
         assert ranges["lengths"][0] <= len(pair.alignment) <= ranges["lengths"][1]
-        low, high = ranges["constants"]
-        assert all(low <= k <= high for k in _constants(pair)), pair.source
+        spans = _ranges(ranges["constants"])
+        assert all(any(low <= k <= high for low, high in spans)
+                   for k in _constants(pair)), pair.source
     assert max(len(p.alignment) for p in train) < min(len(p.alignment) for p in test)
-    # the test split needs the lui/addi splits the train split never shows
-    assert not any("lui" in p.target for p in train)
+    # no test constant lies in a training range
+    assert not any(low <= k <= high for p in test for k in _constants(p)
+                   for low, high in _ranges(TRAIN["constants"]))
+    # both splits show the lui/addi split's form; its test values occur in no train pair
+    assert sum("lui" in p.target for p in train) > len(train) // 4
     assert sum("lui" in p.target for p in test) > len(test) // 2
 
 

@@ -166,7 +166,7 @@ def keeps_live_registers(candidate: Guess, program: str, scratch: str) -> bool:
 
 def skeleton(lines: Sequence[str]) -> tuple[str, ...]:
     """Guessed lines with every number replaced by ``#``: what a sketch cannot change."""
-    return tuple(re.sub(r"-?\d+\b", "#", line) for line in lines)
+    return tuple(re.sub(r"(?<![A-Za-z0-9])-?\d+\b", "#", line) for line in lines)
 
 
 def _distinct(candidates: Sequence[Guess], most: int) -> list[Guess]:

@@ -15,14 +15,18 @@ import pytest
 from diagrammar.functors.program_corpus import make_corpus, make_pair
 from diagrammar.functors.transpile import (
     BlockGuesses,
+    _distinct,
+    _with_scratch,
     beam_with_tests,
     block_program,
     check_translation,
     corpus_examples,
     guess_and_sketch,
+    keeps_live_registers,
     model_alone,
     runs_agree,
     scratch_register,
+    skeleton,
     symbolic_search,
 )
 from diagrammar.models.transpiler.guess import Guess, TokenGuess
@@ -151,3 +155,38 @@ def test_example_runs_end_to_end_with_a_tiny_model(tmp_path, monkeypatch, capsys
 @pytest.mark.parametrize("bad", ["", ".width 32\n.in r0\nfoo r1, r0\n.out r1"])
 def test_bad_sources_are_not_translations(bad):
     assert check_translation(bad or SOURCE, bad or None) == "no"
+
+
+def test_a_block_that_clobbers_a_live_register_is_not_taken():
+    source = ".width 32\n.in r0, r1\nadd r2, r0, 5\nadd r1, r1, r2\n.out r1, r2"
+    program = block_program(source, (3, 3))
+    assert program.splitlines()[1:] == [".in r0", "add r2, r0, 5", ".out r2"]
+    clobber = _guess(program, ["mov r1, r0", "mov r2, r1", "addi r2, 5"])
+    clean = _guess(program, ["mov r2, r0", "addi r2, 5"])
+    scratch = scratch_register(source)
+    assert not keeps_live_registers(clobber, program, scratch)
+    assert keeps_live_registers(clean, program, scratch)
+    second = block_program(source, (4, 4))
+    blocks = [BlockGuesses((3, 3), program, (clobber, clean), 0.0, scratch),
+              BlockGuesses((4, 4), second, (_guess(second, ["add r1, r2"]),), 0.0, scratch)]
+    text, report = guess_and_sketch(source, blocks, seconds=20)
+    assert report.statuses["clobbers"] == 1 and check_translation(source, text) == "yes"
+    assert check_translation(source, beam_with_tests(source, blocks)) == "yes"
+    assert check_translation(source, model_alone(source, blocks)) == "no"
+
+
+def test_skeletons_ignore_numbers_and_distinct_merges_them():
+    assert skeleton(["lui r9, 1", "addi r9, -1096"]) == ("lui r9, #", "addi r9, #")
+    program = block_program(SOURCE, (3, 3))
+    a = _guess(program, ["li r2, 12"])
+    b = _guess(program, ["li r2, 13"])
+    c = _guess(program, ["lui r2, 1"])
+    assert _distinct([a, b, c], 8) == [a, c] and _distinct([a, b, c], 1) == [a]
+
+
+def test_invented_registers_become_the_program_scratch_registers():
+    program = block_program(SOURCE, (3, 3))
+    guess = _guess(program, ["mov r1, r0", "lui r7, 1", "li r9, 2", "add r1, r7"])
+    renamed = _with_scratch(guess, program, "r2")
+    assert renamed.lines == ("mov r1, r0", "lui r2, 1", "li r3, 2", "add r1, r2")
+    assert renamed.text.splitlines()[2:6] == list(renamed.lines)

@@ -51,7 +51,14 @@ WIRES = {"Relation": Relation, "Text": Text}
 
 
 class TableProgramError(DiagramError):
-    """A table program that cannot be built or read; the message says where."""
+    """A table program that cannot be built or read; the message says where.
+
+    >>> Map("q?", "a", "a")
+    Traceback (most recent call last):
+    ...
+    diagrammar.diagrams.table_programs.TableProgramError: a map call writes a new column, \
+not 'a' itself
+    """
 
 
 def _describe(diagram: symmetric.Diagram, end: str) -> str:
@@ -86,7 +93,11 @@ class TableProgram(symmetric.Diagram):
 
 
 class Swap(symmetric.Swap, TableProgram):
-    """The swap of two wires inside a table program."""
+    """The swap of two wires inside a table program.
+
+    >>> print(TableProgram.swap(Relation, Text).cod)
+    Text @ Relation
+    """
 
     __ambiguous_inheritance__ = (symmetric.Swap,)
 
@@ -103,7 +114,11 @@ def _text(value: Any, what: str) -> str:
 class TableBox(symmetric.Box, TableProgram):
     """A box of a table program; its ``spec`` (frozen JSON data) says everything about it.
     ``kind`` names the class; :func:`box_from_json` rebuilds a box from
-    ``{"kind": ..., **spec}``."""
+    ``{"kind": ..., **spec}``.
+
+    >>> isinstance(SQL("SELECT 1"), TableBox), SQL("SELECT 1").kind
+    (True, 'sql')
+    """
 
     __ambiguous_inheritance__ = (symmetric.Box,)
     kind = "box"
@@ -218,7 +233,11 @@ BOX_KINDS: dict[str, type[TableBox]] = {cls.kind: cls for cls in (Table, Map, SQ
 
 
 def box_from_json(data: Any) -> TableBox:
-    """Rebuilds a box from ``{"kind": ..., **spec}`` (:func:`box_to_json`)."""
+    """Rebuilds a box from ``{"kind": ..., **spec}`` (:func:`box_to_json`).
+
+    >>> box_from_json({"kind": "table", "name": "games"})
+    Table('games')
+    """
     if not isinstance(data, Mapping) or data.get("kind") not in BOX_KINDS:
         raise TableProgramError(f"a table-program box is an object with a kind among "
                                 f"{', '.join(BOX_KINDS)}, not {data!r}")
@@ -230,7 +249,11 @@ def box_from_json(data: Any) -> TableBox:
 
 
 def box_to_json(box: TableBox) -> dict[str, Any]:
-    """A box as ``{"kind": ..., **spec}``."""
+    """A box as ``{"kind": ..., **spec}``.
+
+    >>> box_to_json(Map("won?", "result", "won"))
+    {'kind': 'map', 'column': 'result', 'output': 'won', 'question': 'won?'}
+    """
     return {"kind": box.kind, **box.spec}
 
 

@@ -49,7 +49,11 @@ from diagrammar.symbolic.binder import AnswerModel, BinderError, Cache, MapModel
 class Outcome:
     """What a table program gave: its ``value`` (a :class:`~diagrammar.symbolic.binder.Table`
     or, after an ``Answer`` box, text) and the model calls made (``map_calls`` after caching,
-    ``answer_calls``). ``answer`` is the value normalised for comparison and voting."""
+    ``answer_calls``). ``answer`` is the value normalised for comparison and voting.
+
+    >>> Outcome(" Dallas ", 3, 1).answer
+    'dallas'
+    """
 
     value: Any
     map_calls: int

@@ -64,11 +64,26 @@ _NO = {"no", "false", "n"}
 
 class BinderError(ValueError):
     """A program that cannot run: not one read-only SELECT, a malformed ``QA`` call, a column
-    the table lacks, an SQLite error or a failing model call; the message says which."""
+    the table lacks, an SQLite error or a failing model call; the message says which.
+
+    >>> parse("SELECT QA('guess@x', a) FROM w")
+    Traceback (most recent call last):
+    ...
+    diagrammar.symbolic.binder.BinderError: QA('guess@x', a): the first argument is \
+'map@<question>' or 'ans@<question>', not 'guess@x'
+    """
 
 
 class BinderTimeout(BinderError):
-    """The program ran past its time limit."""
+    """The program ran past its time limit.
+
+    >>> forever = ("WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x FROM r) "
+    ...            "SELECT COUNT(*) FROM r")
+    >>> execute(forever, Table(("a",), ()), print, timeout=0.1)
+    Traceback (most recent call last):
+    ...
+    diagrammar.symbolic.binder.BinderTimeout: the query ran past the 0.1 s limit
+    """
 
 
 @dataclass(frozen=True)
@@ -199,7 +214,13 @@ class Cache:
 class Execution:
     """What a program gave: the result ``columns`` and ``rows``, the model calls made
     (``map_calls`` after caching, ``answer_calls``), and the ``sql`` that ran.
-    ``answer`` is the result normalised by :func:`normalize_answer`."""
+    ``answer`` is the result normalised by :func:`normalize_answer`.
+
+    >>> run = execute("SELECT a, QA('map@double?', a) FROM w", Table(("a",), (("2",),)),
+    ...               lambda kind, question, cell: str(2 * int(cell)))
+    >>> run.rows, run.values, run.answer, run.map_calls
+    (((2, 4),), [2, 4], '2 | 4', 1)
+    """
 
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
@@ -263,7 +284,11 @@ def normalize_answer(value: Any) -> str:
 @dataclass(frozen=True)
 class Vote:
     """The outcome of :func:`vote`: the winning normalised ``answer`` (None when no program
-    gave one), its ``count`` of votes and every answer's ``counts``."""
+    gave one), its ``count`` of votes and every answer's ``counts``.
+
+    >>> vote(["Yes", "no", "yes"])
+    Vote(answer='yes', count=2, counts={'yes': 2, 'no': 1})
+    """
 
     answer: str | None
     count: int
@@ -317,7 +342,7 @@ def _paper_syntax(text: str) -> str:
             out.append(char)
         elif char == "(":
             depth += 1
-            if call_depth is None and re.search(r"(?i)(?<![\w.])qa\s*$", "".join(out[-8:])):
+            if call_depth is None and _names_qa(text, index):
                 call_depth = depth
             out.append(char)
         elif char == ")":
@@ -333,11 +358,22 @@ def _paper_syntax(text: str) -> str:
     return "".join(out)
 
 
+def _names_qa(text: str, index: int) -> bool:
+    """Whether the bracket at ``index`` opens a call of ``QA`` (the word ``QA``, then spaces)."""
+    end = index
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    before = text[end - 3:end - 2] if end >= 3 else ""
+    return text[max(end - 2, 0):end].lower() == "qa" and not (before.isalnum() or before in "_.$")
+
+
 def _query(text: str) -> exp.Expression:
     if not isinstance(text, str):
         raise BinderError(f"a program is text, not {type(text).__name__}")
     checker = SQLChecker(_no_database)
-    query, reason = checker.parse(_paper_syntax(text))
+    if len(text) <= checker.limits.max_chars:  # (a longer text is refused by parse)
+        text = _paper_syntax(text)
+    query, reason = checker.parse(text)
     if query is None:
         raise BinderError(f"not a Binder program: {reason}")
     return query
@@ -419,7 +455,7 @@ def plan(text: str) -> Plan:
     'SELECT SUM(qa_map_0) FROM w'
     """
     query = _query(text)
-    maps: dict[tuple[str, str], str] = {}
+    maps: dict[tuple[str, str], tuple[str, str]] = {}  # (question, column) -> (spelling, new)
     answer = None
     for node, kind, question, columns in _calls(query):
         if kind == "ans":
@@ -433,14 +469,10 @@ def plan(text: str) -> Plan:
             continue
         column = columns[0]
         key = (question, column.name.lower())
-        name = maps.setdefault(key, f"{MAP_PREFIX}{len(maps)}")
+        _, name = maps.setdefault(key, (column.name, f"{MAP_PREFIX}{len(maps)}"))
         node.replace(exp.column(name, table=column.table or None))
-    steps = tuple((question, column, name) for (question, column), name in maps.items())
-    # the first spelling of each column as written in the program
-    spelled = {call.columns[0].lower(): call.columns[0] for call in parse(text).calls
-               if call.kind == "map"}
-    steps = tuple((question, spelled.get(column, column), name)
-                  for question, column, name in steps)
+    steps = tuple((question, spelling, name)
+                  for (question, _), (spelling, name) in maps.items())
     return Plan(steps, query.sql(dialect="sqlite"), answer)
 
 

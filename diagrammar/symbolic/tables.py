@@ -98,7 +98,11 @@ class GoldTable:
 @dataclass(frozen=True)
 class SubQuestion:
     """A question a map call asks of each cell of ``column``; ``answer`` is the gold reply
-    for a clean value."""
+    for a clean value.
+
+    >>> _WIN.question, _WIN.column, _WIN.answer({"won": True})
+    ('did they win?', 'result', 'yes')
+    """
 
     question: str
     column: str
@@ -108,7 +112,12 @@ class SubQuestion:
 @dataclass(frozen=True)
 class Condition:
     """A row filter: the sub-question's answer compared (``op``: ``=`` or ``>=``) with
-    ``target``; ``phrase`` completes "How many games ...?"."""
+    ``target``; ``phrase`` completes "How many games ...?".
+
+    >>> crowd = FOOTBALL.condition("crowd")
+    >>> crowd.sql(), crowd.holds(70_000)
+    ("QA('map@what was the attendance as a number?', attendance) >= 65000", True)
+    """
 
     name: str
     phrase: str
@@ -131,7 +140,11 @@ class Condition:
 class Quantity:
     """A number read from a cell by a map call; ``sum_limit`` and ``average_limit`` bound the
     answers of train questions; a quantity that is not ``summable`` (a year) is never
-    summed."""
+    summed.
+
+    >>> FOOTBALL.quantities[0].value({"won": True, "for": 24, "against": 17, "overtime": False})
+    24
+    """
 
     name: str
     phrase: str
@@ -147,7 +160,11 @@ class Quantity:
 @dataclass(frozen=True)
 class Label:
     """What names a row in an answer: a column, and (when its cells need interpreting) the
-    map sub-question that reads the name."""
+    map sub-question that reads the name.
+
+    >>> FOOTBALL.label.sql(), FOOTBALL.label.name({"team": "Dallas", "home": False})
+    ("QA('map@what team did they play?', opponent)", 'Dallas')
+    """
 
     noun: str
     column: str
@@ -162,7 +179,11 @@ class Label:
 
 @dataclass(frozen=True)
 class Family:
-    """A kind of table: its columns, a row maker, and what questions may ask of it."""
+    """A kind of table: its columns, a row maker, and what questions may ask of it.
+
+    >>> sorted(FAMILIES), FOOTBALL.columns
+    (['athletes', 'cities', 'football'], ('week', 'date', 'opponent', 'result', 'attendance'))
+    """
 
     name: str
     noun: str
@@ -188,7 +209,12 @@ class Question:
     """A question about a table: its ``text``, the gold Binder ``program``, the gold
     ``answer``, its template ``kind`` (count, sum, average, argmax, argmin, ans, lookup), the
     ``conditions`` it combines and the ``quantity`` whose range bounds its answer (None:
-    not a bounded number)."""
+    not a bounded number).
+
+    >>> question = generate("held-out-combinations", 1, seed=4)[0].question
+    >>> question.kind in ("count", "sum", "average"), len(question.conditions)
+    (True, 2)
+    """
 
     text: str
     program: str
@@ -200,7 +226,16 @@ class Question:
 
 @dataclass(frozen=True)
 class Example:
-    """A table, a question about it, and the split it belongs to."""
+    """A table, a question about it, and the split it belongs to; its oracles answer model
+    calls from the clean values.
+
+    >>> example = generate("train", 1, seed=0)[0]
+    >>> from diagrammar.symbolic.binder import Table, execute, normalize_answer
+    >>> run = execute(example.question.program, Table(*example.table.texts()),
+    ...               example.oracle_map(), example.oracle_answer())
+    >>> run.answer == normalize_answer(example.question.answer)
+    True
+    """
 
     family: str
     table: GoldTable
@@ -480,7 +515,11 @@ pairs, is in train)."""
 
 
 def pairs(family: str) -> list[tuple[str, str]]:
-    """The pairs of conditions of a family that can hold together, in a fixed order."""
+    """The pairs of conditions of a family that can hold together, in a fixed order.
+
+    >>> ("win", "loss") in pairs("football"), ("win", "away") in pairs("football")
+    (False, True)
+    """
     spec = FAMILIES[family]
     exclusive = {frozenset(pair) for pair in spec.exclusive}
     return [(a.name, b.name) for a, b in combinations(spec.conditions, 2)
@@ -489,7 +528,12 @@ def pairs(family: str) -> list[tuple[str, str]]:
 
 def train_combinations(family: str) -> set[frozenset[str]]:
     """Condition sets train questions may use: none, each condition alone, and every pair
-    that can hold together except the held-out ones."""
+    that can hold together except the held-out ones.
+
+    >>> combinations = train_combinations("cities")
+    >>> frozenset({"big"}) in combinations, frozenset({"big", "inland"}) in combinations
+    (True, False)
+    """
     held = {frozenset(pair) for pair in HELD_OUT[family]}
     singles = {frozenset((c.name,)) for c in FAMILIES[family].conditions}
     return {frozenset()} | singles | ({frozenset(pair) for pair in pairs(family)} - held)
@@ -497,7 +541,12 @@ def train_combinations(family: str) -> set[frozenset[str]]:
 
 def answer_limit(example: Example) -> int | None:
     """The largest answer a train question of this template may have (None: unbounded, as
-    for names and plain lookups)."""
+    for names and plain lookups).
+
+    >>> [answer_limit(e) for e in generate("train", 40, seed=0)
+    ...  if e.question.kind == "count"][:2]
+    [5, 5]
+    """
     question = example.question
     if question.kind == "count":
         return COUNT_LIMIT
@@ -515,6 +564,12 @@ def split_of(example: Example) -> str | None:
     - ``larger-tables``: as train but 15-30 rows;
     - ``held-out-combinations``: as train but a :data:`HELD_OUT` pair of conditions;
     - ``answers-outside-range``: as train but a numeric answer above :func:`answer_limit`.
+
+    >>> import dataclasses
+    >>> example = generate("train", 1, seed=0)[0]
+    >>> split_of(dataclasses.replace(example, table=dataclasses.replace(
+    ...     example.table, rows=example.table.rows * 3)))
+    'larger-tables'
     """
     rows = len(example.table.rows)
     combination = frozenset(example.question.conditions)
@@ -557,7 +612,15 @@ def _among(family: Family, conditions: Sequence[Condition]) -> str:
 def make_question(family: Family, table: GoldTable, kind: str,
                   conditions: Sequence[Condition], rng: random.Random) -> Question | None:
     """A question of template ``kind`` about ``table`` combining ``conditions``, with its gold
-    program and answer; None where the template does not fit (no row matches, a tie)."""
+    program and answer; None where the template does not fit (no row matches, a tie).
+
+    >>> rng = random.Random(0)
+    >>> table = generate_table("football", 6, rng)
+    >>> question = make_question(FOOTBALL, table, "count", [FOOTBALL.condition("win")], rng)
+    >>> question.text, question.program
+    ('How many games were won?', "SELECT COUNT(*) FROM w WHERE QA('map@did they win?', \
+result) = 'yes'")
+    """
     if kind == "lookup":
         return family.lookups(table, rng)
     names = tuple(sorted(c.name for c in conditions))
@@ -601,7 +664,12 @@ _MAX_CONDITIONS = {"count": 2, "sum": 2, "average": 2, "argmax": 1, "argmin": 1,
 
 
 def generate_table(family: str, rows: int, rng: random.Random) -> GoldTable:
-    """A table of ``family`` with ``rows`` rows drawn with ``rng``."""
+    """A table of ``family`` with ``rows`` rows drawn with ``rng``.
+
+    >>> table = generate_table("cities", 3, random.Random(1))
+    >>> len(table.rows), table.columns[:3]
+    (3, ('city', 'country', 'population'))
+    """
     spec = FAMILIES[family]
     drawn = spec.rows(rng, rows)
     return GoldTable(family, spec.columns,
@@ -647,7 +715,11 @@ def generate(split: str, count: int, seed: int = 0) -> list[Example]:
 
 
 def splits(count: int = 100, seed: int = 0) -> dict[str, list[Example]]:
-    """Every split with ``count`` examples each."""
+    """Every split with ``count`` examples each.
+
+    >>> {split: len(examples) for split, examples in splits(2).items()}
+    {'train': 2, 'larger-tables': 2, 'held-out-combinations': 2, 'answers-outside-range': 2}
+    """
     return {split: generate(split, count, seed) for split in SPLITS}
 
 

@@ -222,3 +222,10 @@ def test_tables_are_checked():
         Table(("a", "b"), (("x",),))
     with pytest.raises(BinderError, match="the table already has a column 'WEEK'"):
         map_column(GAMES, "x?", "result", "WEEK", Model())
+
+
+def test_only_a_call_of_qa_reads_the_papers_spelling():
+    assert parse('SELECT COUNT(*) FROM w WHERE qa ("map@won?"; result) = 1').calls[0].columns \
+        == ("result",)
+    with pytest.raises(BinderError, match="not a Binder program"):
+        parse('SELECT COUNT(*) FROM w WHERE xqa("map@won?"; result) = 1')

@@ -7,6 +7,11 @@ map_column` (one model call per distinct cell, cached), ``SQL`` to the read-only
 :func:`~diagrammar.symbolic.binder.run_sql`, ``Answer`` to :func:`~diagrammar.symbolic.binder.
 ask`. :func:`program_diagram` reads a program's text into the diagram.
 
+This is the paper's executor: a ``Map`` box fills its whole column before the SQL runs, so the
+model can be asked every distinct cell at once (and outside the SQL step's time limit), where
+:func:`~diagrammar.symbolic.binder.execute` asks lazily, only of the rows SQLite evaluates.
+Both give the same answers (tested on every gold program of the generated splits).
+
 >>> from diagrammar.symbolic.binder import Table
 >>> games = Table(("team", "result"), (("Dallas", "W 24-17"), ("Miami", "L 3-21")))
 >>> f = program_diagram("SELECT team FROM w WHERE QA('map@did they win?', result) = 'yes'")

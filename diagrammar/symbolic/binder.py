@@ -312,6 +312,37 @@ def vote(answers: Sequence[Any]) -> Vote:
     return Vote(winner, best, dict(counts))
 
 
+def vote_programs(programs: Sequence[str], table: Table, map_model: MapModel,
+                  answer_model: AnswerModel | None = None, *, timeout: float = 2.0
+                  ) -> tuple[Vote, list[Execution | BinderError]]:
+    """Binder's last step: runs several sampled programs on ``table`` (sharing one
+    :class:`Cache`, so a cell asked by one program is not asked again by the next) and votes
+    on their answers; a program that fails (its :class:`BinderError` is kept in the list of
+    outcomes) does not vote.
+
+    >>> table = Table(("n",), (("one",), ("two",), ("three",)))
+    >>> numbers = lambda kind, question, cell: str(["one", "two", "three"].index(cell) + 1)
+    >>> result, outcomes = vote_programs([
+    ...     "SELECT SUM(QA('map@value?', n)) FROM w",
+    ...     "SELECT MAX(QA('map@value?', n)) * 2 FROM w",
+    ...     "DROP TABLE w"], table, numbers)
+    >>> result.answer, result.count, [type(o).__name__ for o in outcomes]
+    ('6', 2, ['Execution', 'Execution', 'BinderError'])
+    >>> sum(o.map_calls for o in outcomes[:2])
+    3
+    """
+    cache = Cache()
+    outcomes: list[Execution | BinderError] = []
+    for program in programs:
+        try:
+            outcomes.append(execute(program, table, map_model, answer_model, cache=cache,
+                                    timeout=timeout))
+        except BinderError as error:
+            outcomes.append(error)
+    answers = [o.values for o in outcomes if isinstance(o, Execution)]
+    return vote(answers), outcomes
+
+
 # --- reading programs -----------------------------------------------------------------------
 
 
@@ -684,4 +715,4 @@ def ask(table: Table, question: str, columns: Sequence[str], answer_model: Answe
 
 __all__ = ["AnswerModel", "BinderError", "BinderTimeout", "Cache", "Execution", "KINDS",
            "MapModel", "ModelCall", "Plan", "Program", "Table", "ask", "coerce", "execute",
-           "map_column", "normalize_answer", "parse", "plan", "run_sql", "vote"]
+           "map_column", "normalize_answer", "parse", "plan", "run_sql", "vote", "vote_programs"]

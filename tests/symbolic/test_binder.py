@@ -229,3 +229,18 @@ def test_only_a_call_of_qa_reads_the_papers_spelling():
         == ("result",)
     with pytest.raises(BinderError, match="not a Binder program"):
         parse('SELECT COUNT(*) FROM w WHERE xqa("map@won?"; result) = 1')
+
+
+def test_sampled_programs_vote_and_share_their_model_calls():
+    from diagrammar.symbolic.binder import vote_programs
+
+    model = Model()
+    result, outcomes = vote_programs([
+        "SELECT COUNT(*) FROM w WHERE QA('map@did they win?', result) = 'yes'",
+        "SELECT COUNT(*) FROM w WHERE QA('map@did they win?', result) = 'no'",
+        "SELECT 5 - COUNT(*) FROM w WHERE QA('map@did they win?', result) = 'no'",
+        "SELECT COUNT(*) FROM w WHERE QA('map@did they win?', venue) = 'yes'",
+    ], GAMES, model)
+    assert (result.answer, result.count) == ("3", 2)
+    assert isinstance(outcomes[3], BinderError) and "venue" in str(outcomes[3])
+    assert len(model.asked) == 4  # four distinct results, asked once for all programs

@@ -9,13 +9,13 @@ program: a function of its children's values. For SCAN the values are action seq
 - ``a + b``: concatenation;
 - ``first(a)``: the sequence holding ``a``'s first action (empty if ``a`` is).
 
-:func:`induce` finds, by bottom-up enumeration with observational equivalence (programs that
-agree on every example input are kept once), the smallest program of a given arity that
-explains the most *groups* of examples. A group is one abduced training sentence's
-alternative readings of a symbol; it is explained if any alternative is. The paper induces
-programs with DreamCoder (enumeration guided by a learned recognition model and a growing
-library); here the enumeration is exhaustive up to a size bound, without the library
-(scaled down; SCAN's meanings are at most 7 nodes in this language).
+:func:`induce` finds, by bottom-up enumeration with observational equivalence (programs
+that read the same variables and agree on every example input are kept once), the smallest
+program of a given arity that explains the most *groups* of examples. A group is one abduced
+training sentence's alternative readings of a symbol; it is explained if any alternative is.
+The paper induces programs with DreamCoder (enumeration guided by a learned recognition
+model and a growing library); here the enumeration is exhaustive up to a size bound, without
+the library (scaled down; SCAN's meanings are at most 7 constructs in this language).
 
 >>> twice = induce([(((("WALK",),), ("WALK", "WALK")),), (((("RUN", "LTURN"),),
 ...                 ("RUN", "LTURN", "RUN", "LTURN")),)], arity=1)
@@ -165,15 +165,17 @@ def induce(groups: Sequence[Group], arity: int, *, max_size: int = 7,
         return explained == len(groups)
 
     levels: list[list[tuple[Expr, tuple[Value, ...]]]] = [[]]
-    seen: set[tuple[Value, ...]] = set()
+    # observational equivalence: one program per output vector and set of variables read
+    seen: set[tuple[tuple[Value, ...], frozenset[int]]] = set()
     leaves: list[Expr] = [("var", i) for i in range(arity)]
     leaves += [("const", ())] + [("const", (action,)) for action in constants]
     level = []
     for expr in leaves:
         outputs = tuple(evaluate(expr, args) for args, _ in examples)
-        if outputs in seen:
+        key = (outputs, _variables(expr))
+        if key in seen:
             continue
-        seen.add(outputs)
+        seen.add(key)
         level.append((expr, outputs))
         if consider(expr, outputs, 1):
             return _result(best, arity, len(groups))
@@ -190,9 +192,10 @@ def induce(groups: Sequence[Group], arity: int, *, max_size: int = 7,
                     outputs = tuple(a + b for a, b in zip(left_out, right_out))
                     candidates.append((("concat", left, right), outputs))
         for expr, outputs in candidates:
-            if outputs in seen or any(len(out) > limit for out in outputs):
+            key = (outputs, _variables(expr))
+            if key in seen or any(len(out) > limit for out in outputs):
                 continue
-            seen.add(outputs)
+            seen.add(key)
             level.append((expr, outputs))
             if consider(expr, outputs, size):
                 return _result(best, arity, len(groups))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,16 +41,42 @@ class Seq2SeqConfig:
     learning_rate: float = 1e-3
     max_length: int = 64
     seed: int = 0
+    #: ``"words"``: space-separated words (output words joined by spaces); ``"pieces"``:
+    #: letters runs, single digits, single spaces and single other characters, joined back
+    #: exactly — for text with numbers and punctuation (SQL, table cells).
+    tokens: str = "words"
+
+
+_PIECES = re.compile(r"[A-Za-z_]+|\d| |[^A-Za-z_\d ]")
+
+
+def tokenize(text: str, kind: str = "words") -> list[str]:
+    """``text`` as tokens: words, or pieces (see :class:`Seq2SeqConfig`).
+
+    >>> tokenize("W 24-17 (OT)", "pieces")
+    ['W', ' ', '2', '4', '-', '1', '7', ' ', '(', 'OT', ')']
+    """
+    if kind == "words":
+        return text.split()
+    if kind == "pieces":
+        return _PIECES.findall(text)
+    raise ValueError(f"tokens are 'words' or 'pieces', not {kind!r}")
+
+
+def detokenize(tokens: Sequence[str], kind: str = "words") -> str:
+    """The text of ``tokens``: the inverse of :func:`tokenize` (up to spacing, for words)."""
+    return " ".join(tokens) if kind == "words" else "".join(tokens)
 
 
 class _Vocabulary:
-    def __init__(self, sentences: Sequence[str]) -> None:
-        words = sorted({word for sentence in sentences for word in sentence.split()})
+    def __init__(self, sentences: Sequence[str], kind: str) -> None:
+        self.kind = kind
+        words = sorted({word for sentence in sentences for word in tokenize(sentence, kind)})
         self.words = [*SPECIALS, *words]
         self.ids = {word: i for i, word in enumerate(self.words)}
 
     def encode(self, sentence: str) -> list[int]:
-        return [self.ids.get(word, PAD) for word in sentence.split()]
+        return [self.ids.get(word, PAD) for word in tokenize(sentence, self.kind)]
 
 
 def _positions(length: int, dim: int) -> torch.Tensor:
@@ -68,8 +95,8 @@ class Seq2Seq(nn.Module):
                  config: Seq2SeqConfig) -> None:
         super().__init__()
         self.config = config
-        self.source_vocabulary = _Vocabulary(sources)
-        self.target_vocabulary = _Vocabulary(targets)
+        self.source_vocabulary = _Vocabulary(sources, config.tokens)
+        self.target_vocabulary = _Vocabulary(targets, config.tokens)
         self.source_embedding = nn.Embedding(len(self.source_vocabulary.words), config.dim)
         self.target_embedding = nn.Embedding(len(self.target_vocabulary.words), config.dim)
         self.register_buffer("positions", _positions(2 * config.max_length, config.dim))
@@ -83,6 +110,10 @@ class Seq2Seq(nn.Module):
         self.output = nn.Linear(config.dim, len(self.target_vocabulary.words))
 
     def _embed(self, embedding: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+        if ids.shape[1] > self.positions.shape[0]:
+            raise ValueError(f"a sequence of {ids.shape[1]} tokens is longer than the "
+                             f"{self.positions.shape[0]} positions of this model "
+                             "(2 * config.max_length)")
         return embedding(ids) * math.sqrt(self.config.dim) + self.positions[:ids.shape[1]]
 
     def _encode(self, source: torch.Tensor) -> torch.Tensor:
@@ -102,8 +133,11 @@ class Seq2Seq(nn.Module):
         return self._decode(target_in, self._encode(source), source)
 
     @torch.no_grad()
-    def translate(self, sources: Sequence[str], batch: int = 256) -> list[str]:
-        """Greedy decoding, up to ``config.max_length`` output words each."""
+    def translate(self, sources: Sequence[str], batch: int = 256, *,
+                  temperature: float = 0.0, generator: torch.Generator | None = None
+                  ) -> list[str]:
+        """Greedy decoding (``temperature`` 0) or sampling at ``temperature``, up to
+        ``config.max_length`` output tokens each."""
         self.eval()
         results: list[str] = []
         for start in range(0, len(sources), batch):
@@ -113,7 +147,12 @@ class Seq2Seq(nn.Module):
             output = torch.full((len(chunk), 1), BOS, dtype=torch.long)
             done = torch.zeros(len(chunk), dtype=torch.bool)
             for _ in range(self.config.max_length):
-                step = self._decode(output, memory, source)[:, -1].argmax(-1)
+                logits = self._decode(output, memory, source)[:, -1]
+                if temperature > 0:
+                    probs = torch.softmax(logits / temperature, dim=-1)
+                    step = torch.multinomial(probs, 1, generator=generator)[:, 0]
+                else:
+                    step = logits.argmax(-1)
                 step = torch.where(done, torch.full_like(step, PAD), step)
                 output = torch.cat([output, step[:, None]], dim=1)
                 done |= step == EOS
@@ -126,7 +165,7 @@ class Seq2Seq(nn.Module):
                     if token in (EOS, PAD):
                         break
                     tokens.append(words[token])
-                results.append(" ".join(tokens))
+                results.append(detokenize(tokens, self.config.tokens))
         return results
 
 

@@ -1,5 +1,6 @@
 """The Transformer sequence-to-sequence baseline."""
 
+import pytest
 import torch
 
 from diagrammar.models.seq2seq import EOS, Seq2SeqConfig, train_seq2seq
@@ -32,3 +33,24 @@ def test_checkpoints_every_few_steps_and_at_the_end():
     train_seq2seq(PAIRS, Seq2SeqConfig(steps=5, dim=16, layers=1), progress=False,
                   checkpoint=lambda step, model: seen.append((step, model.training)), every=2)
     assert seen == [(2, False), (4, False), (5, False)]
+
+
+def test_pieces_tokens_round_trip_and_sampling_is_seeded():
+    from diagrammar.models.seq2seq import detokenize, tokenize
+    text = "SELECT COUNT(*) FROM w WHERE QA('map@won?', result) = 'yes' -- 61,512"
+    assert detokenize(tokenize(text, "pieces"), "pieces") == text
+    pairs = [("61,512", "61512"), ("1,234", "1234"), ("7", "7")] * 10
+    config = Seq2SeqConfig(steps=30, dim=16, layers=1, tokens="pieces", max_length=8)
+    model = train_seq2seq(pairs, config, progress=False)
+    first = model.translate(["61,512"] * 4, temperature=1.0,
+                            generator=torch.Generator().manual_seed(3))
+    again = model.translate(["61,512"] * 4, temperature=1.0,
+                            generator=torch.Generator().manual_seed(3))
+    assert first == again and all(set(out) <= set("0123456789,") for out in first)
+
+
+def test_too_long_inputs_are_refused():
+    model = train_seq2seq(PAIRS, Seq2SeqConfig(steps=1, dim=16, layers=1, max_length=2),
+                          progress=False)
+    with pytest.raises(ValueError, match="longer than the 4 positions"):
+        model.translate(["walk walk walk walk walk"])

@@ -98,15 +98,18 @@ class GoldTable:
 @dataclass(frozen=True)
 class SubQuestion:
     """A question a map call asks of each cell of ``column``; ``answer`` is the gold reply
-    for a clean value.
+    for a clean value. ``sql`` is what a careful SQL writer would put in its place without a
+    model (a predicate for a yes/no question, else an expression, built from LIKE, REPLACE,
+    CAST, SUBSTR): it reads the common ways the cells are written, not every messy one.
 
-    >>> _WIN.question, _WIN.column, _WIN.answer({"won": True})
-    ('did they win?', 'result', 'yes')
+    >>> _WIN.question, _WIN.column, _WIN.answer({"won": True}), _WIN.sql
+    ('did they win?', 'result', 'yes', "result LIKE 'W%'")
     """
 
     question: str
     column: str
     answer: Callable[[Any], str]
+    sql: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,12 @@ class Condition:
     def sql(self) -> str:
         target = f"'{self.target}'" if isinstance(self.target, str) else str(self.target)
         return f"{_call(self.sub)} {self.op} {target}"
+
+    def plain_sql(self) -> str:
+        """The condition in SQL alone (the sub-question's :attr:`SubQuestion.sql`)."""
+        if isinstance(self.target, str):
+            return f"({self.sub.sql})" if self.target == "yes" else f"NOT ({self.sub.sql})"
+        return f"{self.sub.sql} {self.op} {self.target}"
 
     def holds(self, value: Any) -> bool:
         answer = self.sub.answer(value)
@@ -176,6 +185,9 @@ class Label:
     def sql(self) -> str:
         return _call(self.sub) if self.sub else self.column
 
+    def plain_sql(self) -> str:
+        return self.sub.sql if self.sub else self.column
+
 
 @dataclass(frozen=True)
 class Family:
@@ -209,7 +221,9 @@ class Question:
     """A question about a table: its ``text``, the gold Binder ``program``, the gold
     ``answer``, its template ``kind`` (count, sum, average, argmax, argmin, ans, lookup), the
     ``conditions`` it combines and the ``quantity`` whose range bounds its answer (None:
-    not a bounded number).
+    not a bounded number). ``map_program`` is the gold program without ``ans`` calls (an
+    ``ans`` question's argmax becomes ``ORDER BY`` a map call), ``sql_program`` the plain-SQL
+    program a careful writer would use instead of model calls (see :attr:`SubQuestion.sql`).
 
     >>> question = generate("held-out-combinations", 1, seed=4)[0].question
     >>> question.kind in ("count", "sum", "average"), len(question.conditions)
@@ -222,6 +236,16 @@ class Question:
     kind: str
     conditions: tuple[str, ...] = ()
     quantity: str | None = None
+    map_program: str = ""
+    sql_program: str = ""
+
+    def __post_init__(self) -> None:
+        # ``map_program``: the program with map calls only (an ans question's argmax as
+        # ORDER BY a map call); ``sql_program``: plain SQL, no model calls. Both default to
+        # ``program`` (a plain lookup is already both).
+        for name in ("map_program", "sql_program"):
+            if not getattr(self, name):
+                object.__setattr__(self, name, self.program)
 
 
 @dataclass(frozen=True)
@@ -333,14 +357,22 @@ def _football_rows(rng: random.Random, count: int) -> list[dict[str, Cell]]:
     return rows
 
 
-_WIN = SubQuestion("did they win?", "result", lambda v: _yes(v["won"]))
-_OVERTIME = SubQuestion("did the game go to overtime?", "result", lambda v: _yes(v["overtime"]))
-_SCORED = SubQuestion("how many points did they score?", "result", lambda v: str(v["for"]))
+_WIN = SubQuestion("did they win?", "result", lambda v: _yes(v["won"]), "result LIKE 'W%'")
+_OVERTIME = SubQuestion("did the game go to overtime?", "result", lambda v: _yes(v["overtime"]),
+                        "result LIKE '%(OT)%'")
+_SCORED = SubQuestion("how many points did they score?", "result", lambda v: str(v["for"]),
+                      "CAST(SUBSTR(result, INSTR(result, ' ') + 1) AS INTEGER)")
 _ALLOWED = SubQuestion("how many points did the opponent score?", "result",
-                       lambda v: str(v["against"]))
-_AWAY = SubQuestion("was it an away game?", "opponent", lambda v: _yes(not v["home"]))
-_TEAM = SubQuestion("what team did they play?", "opponent", lambda v: v["team"])
-_CROWD = SubQuestion("what was the attendance as a number?", "attendance", str)
+                       lambda v: str(v["against"]),
+                       "CAST(SUBSTR(REPLACE(result, '–', '-'), "
+                       "INSTR(REPLACE(result, '–', '-'), '-') + 1) AS INTEGER)")
+_AWAY = SubQuestion("was it an away game?", "opponent", lambda v: _yes(not v["home"]),
+                    "opponent LIKE 'at %' OR opponent LIKE '@ %' OR opponent LIKE '%(away)'")
+_TEAM = SubQuestion("what team did they play?", "opponent", lambda v: v["team"],
+                    "TRIM(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(opponent, 'vs. ', ''), "
+                    "'at ', ''), '@ ', ''), '(home)', ''), '(away)', ''))")
+_CROWD = SubQuestion("what was the attendance as a number?", "attendance", str,
+                     "CAST(REPLACE(attendance, ',', '') AS INTEGER)")
 
 
 def _football_lookup(table: GoldTable, rng: random.Random) -> Question | None:
@@ -410,10 +442,13 @@ def _city_rows(rng: random.Random, count: int) -> list[dict[str, Cell]]:
     return rows
 
 
-_CAPITAL = SubQuestion("is it a national capital?", "status", _yes)
-_COASTAL = SubQuestion("is the city on the coast?", "coast", _yes)
-_PEOPLE = SubQuestion("what is the population as a number?", "population", str)
-_AREA = SubQuestion("what is the area in square kilometres?", "area", str)
+_CAPITAL = SubQuestion("is it a national capital?", "status", _yes, "status LIKE '%capital%'")
+_COASTAL = SubQuestion("is the city on the coast?", "coast", _yes,
+                       "coast LIKE '%coast%' AND coast NOT LIKE 'not%'")
+_PEOPLE = SubQuestion("what is the population as a number?", "population", str,
+                      "CAST(REPLACE(population, ',', '') AS INTEGER)")
+_AREA = SubQuestion("what is the area in square kilometres?", "area", str,
+                    "CAST(area AS INTEGER)")
 
 
 def _city_lookup(table: GoldTable, rng: random.Random) -> Question | None:
@@ -471,12 +506,17 @@ def _athlete_rows(rng: random.Random, count: int) -> list[dict[str, Cell]]:
     return rows
 
 
-_GOLD = SubQuestion("did the athlete win gold?", "medal", lambda v: _yes(v == "gold"))
-_MEDAL = SubQuestion("did the athlete win a medal?", "medal", lambda v: _yes(v is not None))
+_GOLD = SubQuestion("did the athlete win gold?", "medal", lambda v: _yes(v == "gold"),
+                    "medal LIKE 'gold%'")
+_MEDAL = SubQuestion("did the athlete win a medal?", "medal", lambda v: _yes(v is not None),
+                     "medal NOT IN ('—', 'none')")
 _AMERICAN = SubQuestion("is the athlete from the United States?", "nation",
-                        lambda v: _yes(v == "United States"))
-_BORN = SubQuestion("in what year was the athlete born?", "born", lambda v: v[:4])
-_POINTS = SubQuestion("how many points did the athlete score?", "points", str)
+                        lambda v: _yes(v == "United States"),
+                        "nation IN ('USA', 'United States')")
+_BORN = SubQuestion("in what year was the athlete born?", "born", lambda v: v[:4],
+                    "CAST(SUBSTR(born, -4) AS INTEGER)")
+_POINTS = SubQuestion("how many points did the athlete score?", "points", str,
+                      "CAST(REPLACE(points, ',', '') AS INTEGER)")
 
 
 def _athlete_lookup(table: GoldTable, rng: random.Random) -> Question | None:
@@ -603,6 +643,10 @@ def _where(conditions: Sequence[Condition]) -> str:
     return f" WHERE {' AND '.join(c.sql() for c in conditions)}" if conditions else ""
 
 
+def _plain_where(conditions: Sequence[Condition]) -> str:
+    return f" WHERE {' AND '.join(c.plain_sql() for c in conditions)}" if conditions else ""
+
+
 def _among(family: Family, conditions: Sequence[Condition]) -> str:
     if not conditions:
         return f"all {family.noun}"
@@ -627,9 +671,11 @@ result) = 'yes'")
     rows = [dict(zip(table.columns, (cell.value for cell in row))) for row in table.rows]
     matched = [row for row in rows if all(c.holds(row[c.sub.column]) for c in conditions)]
     where = _where(conditions)
+    plain = _plain_where(conditions)
     if kind == "count":
         return Question(f"How many {family.noun} {' and '.join(c.phrase for c in conditions)}?",
-                        f"SELECT COUNT(*) FROM w{where}", len(matched), kind, names)
+                        f"SELECT COUNT(*) FROM w{where}", len(matched), kind, names,
+                        sql_program=f"SELECT COUNT(*) FROM w{plain}")
     if not matched:
         return None
     quantity = rng.choice([q for q in family.quantities if q.summable or kind != "sum"])
@@ -639,23 +685,28 @@ result) = 'yes'")
         answer = sum(values) if kind == "sum" else sum(values) / len(values)
         return Question(f"What is the {word} {quantity.phrase} of {_among(family, conditions)}?",
                         f"SELECT {function}({_call(quantity.sub)}) FROM w{where}",
-                        answer, kind, names, quantity.name)
+                        answer, kind, names, quantity.name,
+                        sql_program=f"SELECT {function}({quantity.sub.sql}) FROM w{plain}")
     highest = kind == "argmax" or (kind == "ans" and rng.random() < 0.5)
     best = max(values) if highest else min(values)
     if values.count(best) != 1:
         return None
     winner = family.label.name(matched[values.index(best)][family.label.column])
     word = "highest" if highest else "lowest"
+    order = "DESC" if highest else "ASC"
+    ordered = (f"SELECT {family.label.sql()} FROM w{where} "
+               f"ORDER BY {_call(quantity.sub)} {order} LIMIT 1")
+    plain_ordered = (f"SELECT {family.label.plain_sql()} FROM w{plain} "
+                     f"ORDER BY {quantity.sub.sql} {order} LIMIT 1")
     if kind == "ans":
         question = f"which {family.label.noun} has the {word} {quantity.phrase}?"
         return Question(f"Among {_among(family, conditions)}, {question}",
                         f"SELECT QA('ans@{question}', {family.label.column}, "
-                        f"{quantity.sub.column}) FROM w{where}", winner, kind, names)
-    order = "DESC" if highest else "ASC"
+                        f"{quantity.sub.column}) FROM w{where}", winner, kind, names,
+                        map_program=ordered, sql_program=plain_ordered)
     return Question(f"Which {family.label.noun} had the {word} {quantity.phrase} among "
-                    f"{_among(family, conditions)}?",
-                    f"SELECT {family.label.sql()} FROM w{where} "
-                    f"ORDER BY {_call(quantity.sub)} {order} LIMIT 1", winner, kind, names)
+                    f"{_among(family, conditions)}?", ordered, winner, kind, names,
+                    sql_program=plain_ordered)
 
 
 KINDS = ("count", "sum", "average", "argmax", "argmin", "ans", "lookup")

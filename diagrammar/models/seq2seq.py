@@ -45,6 +45,9 @@ class Seq2SeqConfig:
     #: letters runs, single digits, single spaces and single other characters, joined back
     #: exactly — for text with numbers and punctuation (SQL, table cells).
     tokens: str = "words"
+    #: the most tokens :meth:`Seq2Seq.translate` writes (None: ``max_length``); lets a model
+    #: read long inputs (positions: ``2 * max_length``) but write short outputs.
+    max_output: int | None = None
 
 
 _PIECES = re.compile(r"[A-Za-z_]+|\d| |[^A-Za-z_\d ]")
@@ -137,7 +140,7 @@ class Seq2Seq(nn.Module):
                   temperature: float = 0.0, generator: torch.Generator | None = None
                   ) -> list[str]:
         """Greedy decoding (``temperature`` 0) or sampling at ``temperature``, up to
-        ``config.max_length`` output tokens each."""
+        ``config.max_output`` (default ``config.max_length``) output tokens each."""
         self.eval()
         results: list[str] = []
         for start in range(0, len(sources), batch):
@@ -146,7 +149,7 @@ class Seq2Seq(nn.Module):
             memory = self._encode(source)
             output = torch.full((len(chunk), 1), BOS, dtype=torch.long)
             done = torch.zeros(len(chunk), dtype=torch.bool)
-            for _ in range(self.config.max_length):
+            for _ in range(self.config.max_output or self.config.max_length):
                 logits = self._decode(output, memory, source)[:, -1]
                 if temperature > 0:
                     probs = torch.softmax(logits / temperature, dim=-1)

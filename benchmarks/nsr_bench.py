@@ -6,8 +6,8 @@ comparison, written to ``benchmarks/results/nsr_bench.md`` (table and learned pr
     python benchmarks/nsr_bench.py            # NSR seeds 0-2, Transformer 6000 batches
     python benchmarks/nsr_bench.py --quick    # harness check: seconds
 
-Every number of the README's NSR table comes from one run of this script (torch on 2
-threads; each experiment's training time is in the table).
+Every number of the README's NSR table comes from one run of this script (torch on one
+thread; each experiment's training time is in the table).
 """
 
 from __future__ import annotations
@@ -33,11 +33,13 @@ def _example():
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: a second job on the other core cannot stall it)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     name = "nsr_bench_quick" if args.quick else "nsr_bench"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    options = ["--steps", str(args.steps), "--report", str(RESULTS / f"{name}.md"),
+    options = ["--steps", str(args.steps), "--threads", str(args.threads), "--report", str(RESULTS / f"{name}.md"),
                "--plot", str(RESULTS / f"{name}.png")]
     _example().main(options + (["--tiny", "--seeds", "0"] if args.quick else []))
 

@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     name = "nsr_bench_quick" if args.quick else "nsr_bench"
     RESULTS.mkdir(parents=True, exist_ok=True)
-    options = ["--steps", str(args.steps), "--threads", str(args.threads), "--report", str(RESULTS / f"{name}.md"),
-               "--plot", str(RESULTS / f"{name}.png")]
+    options = ["--steps", str(args.steps), "--threads", str(args.threads),
+               "--report", str(RESULTS / f"{name}.md"), "--plot", str(RESULTS / f"{name}.png")]
     _example().main(options + (["--tiny", "--seeds", "0"] if args.quick else []))
 
 

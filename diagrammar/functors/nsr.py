@@ -340,9 +340,9 @@ class GroundedSymbolSystem:
     def fit(self, pairs: Sequence[Pair], *, progress: bool = True,
             on_pass: Callable[[PassRecord], None] | None = None) -> list[PassRecord]:
         """Learn from ``pairs`` (each distinct pair once) with a curriculum: stage ``L``
-        draws its passes from the sentences of at most ``L`` words (half of each pass of exactly ``L``); a stage ends
-        when a pass is deduced right at ``config.advance`` or after ``config.passes``.
-        Stops at ``config.time_limit`` seconds."""
+        draws its passes from the sentences of at most ``L`` words (half of each pass of
+        exactly ``L``); a stage ends when a pass is deduced right at ``config.advance`` or
+        after ``config.passes``. Stops at ``config.time_limit`` seconds."""
         by_length: dict[int, list[Pair]] = defaultdict(list)
         # distinct pairs: a sentence repeated in the data (SCAN's add-jump training file
         # holds 1,467 copies of "jump") would crowd the others out of the passes

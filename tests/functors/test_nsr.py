@@ -45,7 +45,7 @@ def learned():
     train, test = split("length")
     short = [pair for pair in train if len(pair[0].split()) <= 4]
     vocabulary = sorted({w for s, _ in train for w in s.split()})
-    model = GroundedSymbolSystem(vocabulary, NSRConfig(stage_size=160, time_limit=90))
+    model = GroundedSymbolSystem(vocabulary, NSRConfig(stage_size=160))
     records = model.fit(short, progress=False)
     return model, records, test
 

@@ -42,11 +42,13 @@ from diagrammar.functors.table_qa import (
     binder_predict,
     end_to_end_pairs,
     end_to_end_predict,
+    map_pairs,
     parse_pairs,
     questions_of,
     translator,
 )
 from diagrammar.models.seq2seq import Seq2SeqConfig, tokenize, train_seq2seq
+from diagrammar.symbolic.binder import normalize_answer
 from diagrammar.symbolic.tables import SPLITS, Example, generate
 
 METHODS = ("Binder", "SQL-only", "end-to-end")
@@ -81,13 +83,14 @@ class Result:
     answers: list[str | None] = field(default_factory=list)
 
 
-def _max_tokens(texts: list[str]) -> int:
-    return max(len(tokenize(text, "pieces")) for text in texts)
+def _max_tokens(texts: list[str], tokens: str) -> int:
+    return max(len(tokenize(text, tokens)) for text in texts)
 
 
-def _length(sources: list[str], targets: list[str]) -> int:
+def _length(sources: list[str], targets: list[str], tokens: str) -> int:
     """A max_length whose positions (twice it) fit every source and which fits the targets."""
-    return max(math.ceil(_max_tokens(sources) / 2), _max_tokens(targets) + 8) + 4
+    return max(math.ceil(_max_tokens(sources, tokens) / 2),
+               _max_tokens(targets, tokens) + 8) + 4
 
 
 def data(train_size: int, questions: int, seed: int) -> tuple[list[Example],
@@ -104,15 +107,19 @@ def data(train_size: int, questions: int, seed: int) -> tuple[list[Example],
 def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=int, default=2000, help="training questions")
-    parser.add_argument("--questions", type=int, default=50, help="questions per split")
-    parser.add_argument("--steps", type=int, default=600, help="batches, Binder and SQL-only")
-    parser.add_argument("--e2e-steps", type=int, default=None,
-                        help="batches for end-to-end (default: --steps)")
+    parser.add_argument("--questions", type=int, default=30, help="questions per split")
+    parser.add_argument("--steps", type=int, default=3000, help="batches, Binder and SQL-only")
+    parser.add_argument("--e2e-steps", type=int, default=1200,
+                        help="batches for end-to-end (its batches cost more: longer inputs)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
-    parser.add_argument("--rows", type=int, default=3, help="table rows the parser sees")
+    parser.add_argument("--tokens", default="spaced", choices=["pieces", "spaced"],
+                        help="seq2seq tokens: 'spaced' joins a space to the piece after it")
+    parser.add_argument("--rows", type=int, default=1, help="table rows the parser sees")
+    parser.add_argument("--parse-share", type=float, default=0.35,
+                        help="Binder: share of its training pairs that parse (the rest map)")
     parser.add_argument("--samples", type=int, default=8, help="sampled programs")
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--seed", type=int, default=0)
@@ -133,23 +140,25 @@ def main(argv: list[str] | None = None) -> list[Result]:
                              seed=args.seed, rows=args.rows)
     trainings: list[Training] = []
     results: list[Result] = []
+    roles: dict[str, float] = {}
     for method in args.methods:
         if method == "end-to-end":
             pairs = end_to_end_pairs(train)
             every = [s for examples in evaluated.values() for s, _ in end_to_end_pairs(examples)]
             steps = args.e2e_steps or args.steps
         else:
-            pairs = (binder_pairs(train, rows=args.rows) if method == "Binder"
+            pairs = (binder_pairs(train, rows=args.rows, parse_share=args.parse_share)
+                     if method == "Binder"
                      else parse_pairs(train, sql_only=True, rows=args.rows))
             every = [s for examples in evaluated.values()
                      for s, _ in parse_pairs(examples, rows=args.rows)]
             steps = args.steps
-        config = Seq2SeqConfig(tokens="pieces", dim=args.dim, layers=args.layers,
+        config = Seq2SeqConfig(tokens=args.tokens, dim=args.dim, layers=args.layers,
                                feedforward=4 * args.dim, batch=args.batch, steps=steps,
                                seed=args.seed, learning_rate=args.learning_rate,
                                max_length=_length([s for s, _ in pairs] + every,
-                                                  [t for _, t in pairs]),
-                               max_output=_max_tokens([t for _, t in pairs]) + 8)
+                                                  [t for _, t in pairs], args.tokens),
+                               max_output=_max_tokens([t for _, t in pairs], args.tokens) + 8)
         print(f"{method}: {len(pairs)} pairs, max_length {config.max_length}", flush=True)
         started = time.perf_counter()
         model = train_seq2seq(pairs, config, progress=True)
@@ -170,6 +179,17 @@ def main(argv: list[str] | None = None) -> list[Result]:
                     mapper=translate if method == "Binder" else None, progress=True)
                 answers = [p.answer for p in predictions]
                 decoded = sum(len(p.programs) for p in predictions)
+                if split == HELD_OUT:  # each role alone, on the train distribution
+                    gold = [e.question.map_program if method == "Binder"
+                            else e.question.sql_program for e in examples]
+                    roles[f"{method}: greedy program = gold program"] = sum(
+                        p.programs[0] == g for p, g in zip(predictions, gold)) / len(gold)
+                    if method == "Binder":
+                        cells = map_pairs(examples)
+                        outputs = translate([s for s, _ in cells])
+                        roles["Binder: map answers = gold (cells of the gold calls)"] = sum(
+                            normalize_answer(o) == normalize_answer(t)
+                            for o, (_, t) in zip(outputs, cells)) / len(cells)
                 result = Result(method, split, accuracy(answers, examples), len(examples),
                                 sum(p.parsed for p in predictions) / max(decoded, 1),
                                 sum(p.map_calls for p in predictions) / len(predictions))
@@ -178,7 +198,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
             results.append(result)
             print(f"  {split:22s} {100 * result.accuracy:5.1f}%  ({result.seconds:.0f} s)",
                   flush=True)
-    table = report(results, trainings, args)
+    table = report(results, trainings, args, roles)
     print(table)
     if args.report:
         args.report.write_text(table)
@@ -187,8 +207,10 @@ def main(argv: list[str] | None = None) -> list[Result]:
     return results
 
 
-def report(results: list[Result], trainings: list[Training], args: argparse.Namespace) -> str:
-    """A Markdown report: accuracy per method and split, then how each model was trained."""
+def report(results: list[Result], trainings: list[Training], args: argparse.Namespace,
+           roles: dict[str, float] | None = None) -> str:
+    """A Markdown report: accuracy per method and split, how each model was trained, and
+    each role alone on the held-out train sample (``roles``)."""
     methods = [t.method for t in trainings]
     size = results[0].size if results else 0
     lines = [f"Accuracy on {size} questions per split (answers compared by "
@@ -213,8 +235,12 @@ def report(results: list[Result], trainings: list[Training], args: argparse.Name
         for r in programs:
             lines.append(f"| {r.method} | {r.split} | {100 * r.parsed:.0f}% | "
                          f"{r.map_calls:.1f} | {r.seconds:.0f} s |")
+    if roles:
+        lines += ["", f"Each role alone on the {HELD_OUT} questions:", ""]
+        lines += [f"- {name}: {100 * value:.1f}%" for name, value in roles.items()]
     lines += ["", f"Settings: {args.train} training questions, dim {args.dim}, "
-              f"{args.layers} layers, parser sees {args.rows} rows, {args.samples} sampled "
+              f"{args.layers} layers, batch {args.batch}, learning rate {args.learning_rate}, "
+              f"'{args.tokens}' tokens, parser sees {args.rows} rows, {args.samples} sampled "
               f"programs at temperature {args.temperature} plus the greedy one, seed "
               f"{args.seed}, torch on {args.threads} threads."]
     return "\n".join(lines) + "\n"

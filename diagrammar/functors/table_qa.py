@@ -159,9 +159,11 @@ def map_pairs(examples: Iterable[Example]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def binder_pairs(examples: Sequence[Example], *, rows: int = 3) -> list[tuple[str, str]]:
+def binder_pairs(examples: Sequence[Example], *, rows: int = 3,
+                 parse_share: float = 0.5) -> list[tuple[str, str]]:
     """The Binder model's training pairs, both roles: :func:`parse_pairs` and
-    :func:`map_pairs`, the parse pairs repeated so that about half the pairs parse.
+    :func:`map_pairs`, the parse pairs repeated so that about ``parse_share`` of the pairs
+    parse (at least once each).
 
     >>> from diagrammar.symbolic.tables import generate
     >>> pairs = binder_pairs(generate("train", 4, seed=0), rows=0)
@@ -170,7 +172,8 @@ def binder_pairs(examples: Sequence[Example], *, rows: int = 3) -> list[tuple[st
     """
     parsing = parse_pairs(examples, rows=rows)
     mapping = map_pairs(examples)
-    repeat = max(1, round(len(mapping) / max(len(parsing), 1)))
+    ratio = parse_share / max(1.0 - parse_share, 1e-9)
+    repeat = max(1, round(ratio * len(mapping) / max(len(parsing), 1)))
     return parsing * repeat + mapping
 
 

@@ -43,7 +43,8 @@ class Seq2SeqConfig:
     seed: int = 0
     #: ``"words"``: space-separated words (output words joined by spaces); ``"pieces"``:
     #: letters runs, single digits, single spaces and single other characters, joined back
-    #: exactly — for text with numbers and punctuation (SQL, table cells).
+    #: exactly — for text with numbers and punctuation (SQL, table cells); ``"spaced"``: as
+    #: pieces, but a single space joins the piece after it (about a third fewer tokens).
     tokens: str = "words"
     #: the most tokens :meth:`Seq2Seq.translate` writes (None: ``max_length``); lets a model
     #: read long inputs (positions: ``2 * max_length``) but write short outputs.
@@ -51,6 +52,7 @@ class Seq2SeqConfig:
 
 
 _PIECES = re.compile(r"[A-Za-z_]+|\d| |[^A-Za-z_\d ]")
+_SPACED = re.compile(r" ?[A-Za-z_]+| ?\d| ?[^A-Za-z_\d ]| ")
 
 
 def tokenize(text: str, kind: str = "words") -> list[str]:
@@ -58,12 +60,16 @@ def tokenize(text: str, kind: str = "words") -> list[str]:
 
     >>> tokenize("W 24-17 (OT)", "pieces")
     ['W', ' ', '2', '4', '-', '1', '7', ' ', '(', 'OT', ')']
+    >>> tokenize("W 24-17  (OT)", "spaced")
+    ['W', ' 2', '4', '-', '1', '7', ' ', ' (', 'OT', ')']
     """
     if kind == "words":
         return text.split()
     if kind == "pieces":
         return _PIECES.findall(text)
-    raise ValueError(f"tokens are 'words' or 'pieces', not {kind!r}")
+    if kind == "spaced":
+        return _SPACED.findall(text)
+    raise ValueError(f"tokens are 'words', 'pieces' or 'spaced', not {kind!r}")
 
 
 def detokenize(tokens: Sequence[str], kind: str = "words") -> str:

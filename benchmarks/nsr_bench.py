@@ -3,7 +3,7 @@
 comparison, written to ``benchmarks/results/nsr_bench.md`` (table and learned programs) and
 ``.png`` (learning curves).
 
-    python benchmarks/nsr_bench.py            # NSR seeds 0-2, Transformer 6000 batches
+    python benchmarks/nsr_bench.py            # NSR seeds 0-2, Transformer 9000 batches
     python benchmarks/nsr_bench.py --quick    # harness check: seconds
 
 Every number of the README's NSR table comes from one run of this script (torch on one
@@ -32,7 +32,7 @@ def _example():
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=9000)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: a second job on the other core cannot stall it)")
     parser.add_argument("--quick", action="store_true")

@@ -99,7 +99,7 @@ def run_nsr(name: str, seed: int, *, tiny: bool = False, time_limit: float = 600
                   len(test), curve, {s: str(p) for s, p in model.programs.items() if p})
 
 
-def run_transformer(name: str, seed: int, *, steps: int = 6000, tiny: bool = False,
+def run_transformer(name: str, seed: int, *, steps: int = 9000, tiny: bool = False,
                     progress: bool = True) -> Result:
     """Train the Transformer baseline on a split's training pairs and measure it."""
     train, test, held_out, curve_pairs = _data(name, 0, tiny)
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
                         choices=["length", "add-jump", "simple"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                         help="NSR seeds (the Transformer runs with the first)")
-    parser.add_argument("--steps", type=int, default=6000, help="Transformer batches")
+    parser.add_argument("--steps", type=int, default=9000, help="Transformer batches")
     parser.add_argument("--time-limit", type=float, default=600.0, help="NSR seconds")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--report", type=Path)

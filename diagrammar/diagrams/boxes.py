@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from discopy import symmetric
 from discopy.utils import factory
 
-from diagrammar.diagrams.errors import PipelineFormatError, WiringError
+from diagrammar.diagrams.errors import PipelineFormatError, WiringError, check_then
 from diagrammar.diagrams.types import Accepted, Context, Draft, Scores, Ty
 
 #: Every concrete box class by its key (the class name unless the class sets ``key``), for
@@ -42,15 +42,6 @@ _ABSTRACT_BOXES: dict[str, type[StepBox]] = {}
 
 #: The parts a box can play in a step; ``StepBox.role`` is one of them.
 ROLES = ("drafter", "verify", "accept", "commit", "constrain", "check", "other")
-
-
-def _describe(diagram: symmetric.Diagram, end: str) -> str:
-    """Names the box at one end of a diagram (``end`` is "last" or "first")."""
-    boxes = diagram.boxes
-    if not boxes:
-        return f"the identity on {diagram.dom}"
-    box = boxes[-1] if end == "last" else boxes[0]
-    return f"box {box.name!r}"
 
 
 @factory
@@ -74,16 +65,8 @@ class Pipeline(symmetric.Diagram):
     def then(self, *others: symmetric.Diagram) -> Pipeline:
         left = self
         for other in others:
-            if not isinstance(other, Pipeline):
-                raise WiringError(
-                    f"cannot compose {_describe(left, 'last')} with {other!r}: "
-                    "only diagrammar boxes and pipelines compose into a pipeline"
-                )
-            if left.cod != other.dom:
-                raise WiringError(
-                    f"cannot compose {_describe(left, 'last')} with {_describe(other, 'first')}: "
-                    f"the left side outputs {left.cod} but the right side expects {other.dom}"
-                )
+            check_then(left, other, Pipeline,
+                       "only diagrammar boxes and pipelines compose into a pipeline")
             left = symmetric.Diagram.then(left, other)
         return left
 

@@ -46,7 +46,7 @@ from typing import Any
 from discopy import symmetric
 from discopy.utils import factory
 
-from diagrammar.diagrams.errors import DiagramError, WiringError
+from diagrammar.diagrams.errors import DiagramError, WiringError, check_then, describe
 from diagrammar.diagrams.types import Ty
 
 #: Operation name -> arity. The same names and meanings as
@@ -95,13 +95,6 @@ def widths(ty: Ty) -> list[int]:
     return result
 
 
-def _describe(diagram: symmetric.Diagram, end: str) -> str:
-    if not diagram.boxes:
-        return f"the identity on {diagram.dom}"
-    box = diagram.boxes[-1] if end == "last" else diagram.boxes[0]
-    return f"box {box.name!r}"
-
-
 @factory
 class ProgramDiagram(symmetric.Diagram):
     """A diagram of program boxes: what ``>>`` and ``@`` build from them.
@@ -116,20 +109,15 @@ class ProgramDiagram(symmetric.Diagram):
     def then(self, *others: symmetric.Diagram) -> ProgramDiagram:
         left = self
         for other in others:
-            if not isinstance(other, ProgramDiagram):
-                raise WiringError(f"cannot compose {_describe(left, 'last')} with {other!r}: "
-                                  "only program boxes and diagrams compose into a program")
-            if left.cod != other.dom:
-                raise WiringError(
-                    f"cannot compose {_describe(left, 'last')} with {_describe(other, 'first')}: "
-                    f"the left side outputs {left.cod} but the right side expects {other.dom}")
+            check_then(left, other, ProgramDiagram,
+                       "only program boxes and diagrams compose into a program")
             left = symmetric.Diagram.then(left, other)
         return left
 
     def tensor(self, other: Any = None, *others: Any) -> ProgramDiagram:
         for item in (other, *others):
             if item is not None and not isinstance(item, (ProgramDiagram, Ty)):
-                raise WiringError(f"cannot put {item!r} beside {_describe(self, 'last')}: only "
+                raise WiringError(f"cannot put {item!r} beside {describe(self, 'last')}: only "
                                   "program boxes and diagrams go side by side in a program")
             if isinstance(item, ProgramDiagram):
                 widths(item.dom @ item.cod)  # only word wires
@@ -315,7 +303,7 @@ def unroll(body: ProgramDiagram, times: int) -> ProgramDiagram:
     if isinstance(times, bool) or not isinstance(times, int) or times < 0:
         raise ProgramError(f"a loop runs a whole number >= 0 of times, not {times!r}")
     if body.dom != body.cod:
-        raise WiringError(f"cannot unroll {_describe(body, 'first')}: a loop body must output "
+        raise WiringError(f"cannot unroll {describe(body, 'first')}: a loop body must output "
                           f"what it reads, but it reads {body.dom} and outputs {body.cod}")
     result = ProgramDiagram.id(body.dom)
     for _ in range(times):

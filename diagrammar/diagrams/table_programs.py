@@ -40,7 +40,7 @@ from typing import Any
 from discopy import symmetric
 from discopy.utils import factory
 
-from diagrammar.diagrams.errors import DiagramError, WiringError
+from diagrammar.diagrams.errors import DiagramError, check_then
 from diagrammar.diagrams.types import Ty
 
 Relation = Ty("Relation")
@@ -61,13 +61,6 @@ not 'a' itself
     """
 
 
-def _describe(diagram: symmetric.Diagram, end: str) -> str:
-    if not diagram.boxes:
-        return f"the identity on {diagram.dom}"
-    box = diagram.boxes[-1] if end == "last" else diagram.boxes[0]
-    return f"box {box.name!r}"
-
-
 @factory
 class TableProgram(symmetric.Diagram):
     """A diagram of table-program boxes: what ``>>`` and ``@`` build from them.
@@ -81,13 +74,8 @@ class TableProgram(symmetric.Diagram):
     def then(self, *others: symmetric.Diagram) -> TableProgram:
         left = self
         for other in others:
-            if not isinstance(other, TableProgram):
-                raise WiringError(f"cannot compose {_describe(left, 'last')} with {other!r}: "
-                                  "only table-program boxes compose into a table program")
-            if left.cod != other.dom:
-                raise WiringError(
-                    f"cannot compose {_describe(left, 'last')} with {_describe(other, 'first')}: "
-                    f"the left side outputs {left.cod} but the right side expects {other.dom}")
+            check_then(left, other, TableProgram,
+                       "only table-program boxes compose into a table program")
             left = symmetric.Diagram.then(left, other)
         return left
 

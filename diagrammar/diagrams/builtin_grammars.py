@@ -28,9 +28,11 @@ Ref(name='simple_stmt')
 from __future__ import annotations
 
 import keyword
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 
 from diagrammar.diagrams.grammar import (
+    Alt,
     Expr,
     Grammar,
     Indentation,
@@ -44,8 +46,10 @@ from diagrammar.diagrams.grammar import Pattern as P
 
 __all__ = [
     "BUILTIN_GRAMMARS",
+    "SQL_FUNCTIONS",
     "SQL_KEYWORDS",
     "arithmetic",
+    "binder_sql",
     "builtin",
     "json_grammar",
     "python_subset",
@@ -177,6 +181,61 @@ def sql_select() -> Grammar:
 
 
 # --------------------------------------------------------------------------------- Python
+
+
+
+#: SQLite functions a Binder program may call besides ``QA`` (:func:`binder_sql`).
+SQL_FUNCTIONS = ("COUNT", "SUM", "AVG", "MIN", "MAX", "TOTAL", "ABS", "ROUND", "LENGTH",
+                 "LOWER", "UPPER", "SUBSTR", "INSTR", "REPLACE", "TRIM", "COALESCE", "IFNULL")
+
+
+def binder_sql(columns: Sequence[str], table: str = "w", *,
+               leading_space: bool = False) -> Grammar:
+    """Binder's language for one table: :func:`sql_select` over the single table ``table``
+    whose column references are its ``columns`` (bare, or double-quoted), whose functions
+    are :data:`SQL_FUNCTIONS` (any case) and Binder's model calls
+    ``QA('map@<question>', column)`` and ``QA('ans@<question>', column, ...)``. A
+    schema-bound grammar, as constrained decoders of SQL bind theirs (no column or table the
+    table lacks can be written). ``leading_space``: the text may start with one space (for
+    tokenizers whose words carry the space before them: the engines allow ignored white
+    space only *between* lexemes).
+
+    >>> from diagrammar.functors.grammar import accepts
+    >>> grammar = binder_sql(["team", "result"])
+    >>> accepts(grammar, "SELECT COUNT(*) FROM w WHERE QA('map@did they win?', result) = 'yes'")
+    True
+    >>> accepts(grammar, "SELECT score FROM w"), accepts(grammar, "SELECT QA('x', team) FROM w")
+    (False, False)
+    >>> accepts(binder_sql(["team"], leading_space=True), " SELECT team FROM w")
+    True
+    """
+    if not columns:
+        raise ValueError("a Binder grammar needs the table's columns")
+    base, k = sql_select(), _kw
+    column: Expr = Alt(tuple(Literal(name) if _BARE.fullmatch(name) else Literal(f'"{name}"')
+                             for name in columns))
+    rules = dict(base.rules)
+    rules.update({
+        "table_or_subquery": Literal(table) + r.alias.opt() | "(" + r.select_stmt + ")"
+        + r.alias.opt(),
+        "column_ref": column,
+        "result_column": Literal("*") | Literal(table) + "." + "*" | r.expr + r.alias.opt(),
+        "function_call": r.FUNCTION + "(" + (k("DISTINCT").opt() + _list(r.expr) | "*").opt()
+        + ")" | r.model_call,
+        "model_call": Literal("QA") + "(" + r.PROMPT + ("," + column).plus() + ")",
+        "join_constraint": k("ON") + r.expr,
+    })
+    terminals = dict(base.terminals)
+    terminals["FUNCTION"] = Alt(tuple(Literal(name, ignore_case=True)
+                                      for name in SQL_FUNCTIONS))
+    terminals["PROMPT"] = P(r"'(map|ans)@([^']|'')*'")
+    if leading_space:
+        rules["spaced_statement"] = Literal(" ").opt() + r.statement
+    return Grammar("spaced_statement" if leading_space else "statement",
+                   {**rules, **terminals}, ignore=base.ignore, allow_unreachable=True)
+
+
+_BARE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _python_expressions(name: Expr) -> dict[str, Expr]:

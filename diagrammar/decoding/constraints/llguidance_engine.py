@@ -151,10 +151,19 @@ def _clean(spec: GrammarSpec, message: str) -> str:
 
 
 def llguidance_tokenizer(tokenizer: Any, vocab_size: int) -> Any:
-    """``llguidance.LLTokenizer`` for a Hugging Face fast tokenizer and the model's vocab size."""
+    """``llguidance.LLTokenizer`` for a Hugging Face fast tokenizer (or a
+    :class:`~.vocabulary.TokenVocabulary`) and the model's vocab size."""
     import llguidance.hf
 
+    from .vocabulary import TokenVocabulary
+
     size = len(tokenizer)
+    if isinstance(tokenizer, TokenVocabulary):    # a model's own token list
+        if vocab_size < size:
+            raise GrammarError(f"the model's vocabulary ({vocab_size}) is smaller than its "
+                               f"token list ({size})")
+        return llguidance.LLTokenizer(llguidance.TokenizerWrapper(tokenizer),
+                                      n_vocab=vocab_size, eos_token=tokenizer.eos_token_id)
     if vocab_size < size:
         raise GrammarError(f"the model's vocabulary ({vocab_size}) is smaller than its "
                            f"tokenizer's ({size})")

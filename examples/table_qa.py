@@ -27,16 +27,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from diagrammar.functors.table_qa import (
     BinderConfig,
+    ProgramGrammar,
     accuracy,
     binder_pairs,
     binder_predict,
@@ -93,6 +96,25 @@ def _length(sources: list[str], targets: list[str], tokens: str) -> int:
                _max_tokens(targets, tokens) + 8) + 4
 
 
+def _trained(method: str, pairs: list[tuple[str, str]], config: Seq2SeqConfig,
+             folder: Path | None) -> tuple[Any, float]:
+    """The model of ``method`` trained on ``pairs``, and the seconds training took; from
+    ``folder`` when it holds one trained on the same pairs with the same config."""
+    key = hashlib.sha256(repr((method, pairs, config)).encode()).hexdigest()[:16]
+    path = folder / f"{method}-{key}.pt" if folder else None
+    if path is not None and path.exists():
+        saved = torch.load(path, weights_only=False)   # our own file, written below
+        print(f"{method}: loaded from {path}", flush=True)
+        return saved["model"], saved["seconds"]
+    started = time.perf_counter()
+    model = train_seq2seq(pairs, config, progress=True)
+    seconds = time.perf_counter() - started
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model, "seconds": seconds}, path)
+    return model, seconds
+
+
 def data(train_size: int, questions: int, seed: int) -> tuple[list[Example],
                                                                 dict[str, list[Example]]]:
     """The training examples and the evaluation sets (a held-out train sample, drawn with
@@ -117,6 +139,15 @@ def main(argv: list[str] | None = None) -> list[Result]:
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--tokens", default="spaced", choices=["pieces", "spaced"],
                         help="seq2seq tokens: 'spaced' joins a space to the piece after it")
+    parser.add_argument("--copy", action=argparse.BooleanOptionalAction, default=True,
+                        help="the copy mechanism in every model (pointer-generator)")
+    parser.add_argument("--bucket", action=argparse.BooleanOptionalAction, default=True,
+                        help="batches of pairs of similar length (less padding)")
+    parser.add_argument("--constrain", action=argparse.BooleanOptionalAction, default=True,
+                        help="decode programs under Binder's grammar for each table")
+    parser.add_argument("--models", type=Path,
+                        help="a folder: trained models are saved there, and loaded from there "
+                             "(same method and settings) instead of training again")
     parser.add_argument("--rows", type=int, default=1, help="table rows the parser sees")
     parser.add_argument("--parse-share", type=float, default=0.35,
                         help="Binder: share of its training pairs that parse (the rest map)")
@@ -156,13 +187,12 @@ def main(argv: list[str] | None = None) -> list[Result]:
         config = Seq2SeqConfig(tokens=args.tokens, dim=args.dim, layers=args.layers,
                                feedforward=4 * args.dim, batch=args.batch, steps=steps,
                                seed=args.seed, learning_rate=args.learning_rate,
+                               copy=args.copy, bucket=args.bucket,
                                max_length=_length([s for s, _ in pairs] + every,
                                                   [t for _, t in pairs], args.tokens),
                                max_output=_max_tokens([t for _, t in pairs], args.tokens) + 8)
         print(f"{method}: {len(pairs)} pairs, max_length {config.max_length}", flush=True)
-        started = time.perf_counter()
-        model = train_seq2seq(pairs, config, progress=True)
-        seconds = time.perf_counter() - started
+        model, seconds = _trained(method, pairs, config, args.models)
         trainings.append(Training(method, sum(p.numel() for p in model.parameters()), steps,
                                   len(pairs), seconds, config))
         print(f"{method}: trained in {seconds:.0f} s", flush=True)
@@ -176,7 +206,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
             else:
                 predictions = binder_predict(
                     translate, questions, inference,
-                    mapper=translate if method == "Binder" else None, progress=True)
+                    mapper=translate if method == "Binder" else None,
+                    grammar=ProgramGrammar(model) if args.constrain else None, progress=True)
                 answers = [p.answer for p in predictions]
                 decoded = sum(len(p.programs) for p in predictions)
                 if split == HELD_OUT:  # each role alone, on the train distribution
@@ -240,7 +271,10 @@ def report(results: list[Result], trainings: list[Training], args: argparse.Name
         lines += [f"- {name}: {100 * value:.1f}%" for name, value in roles.items()]
     lines += ["", f"Settings: {args.train} training questions, dim {args.dim}, "
               f"{args.layers} layers, batch {args.batch}, learning rate {args.learning_rate}, "
-              f"'{args.tokens}' tokens, parser sees {args.rows} rows, {args.samples} sampled "
+              f"'{args.tokens}' tokens, {'with' if args.copy else 'no'} copy mechanism, "
+              f"{'length-bucketed' if args.bucket else 'mixed'} batches, programs decoded "
+              f"{'under the grammar' if args.constrain else 'free'}, "
+              f"parser sees {args.rows} rows, {args.samples} sampled "
               f"programs at temperature {args.temperature} plus the greedy one, seed "
               f"{args.seed}, torch on {args.threads} threads."]
     return "\n".join(lines) + "\n"

@@ -40,6 +40,7 @@ vote_programs` (one read-only SELECT, time-limited), a map answer is read by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -61,7 +62,9 @@ answer a question end to end from the whole table."""
 
 class Translate(Protocol):
     """A model as inference sees it: ``translate(sources, temperature, seed)`` returns one
-    output text per source (``temperature`` 0: greedy; else sampled, seeded)."""
+    output text per source (``temperature`` 0: greedy; else sampled, seeded). A model that
+    decodes under a grammar also takes ``matchers=`` (one per source; see
+    :class:`ProgramGrammar`); it is passed only when a grammar is."""
 
     def __call__(self, sources: Sequence[str], temperature: float = 0.0,
                  seed: int = 0) -> list[str]: ...
@@ -159,11 +162,29 @@ def map_pairs(examples: Iterable[Example]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def balanced(pairs: Sequence[tuple[str, str]], share: float = 0.125) -> list[tuple[str, str]]:
+    """Map pairs with every sub-question's pairs repeated until it has at least ``share``
+    as many as the most frequent sub-question: a question asked of a column with few
+    distinct cells (``is it a national capital?``: six ways to write it) is otherwise a
+    rounding error of the training data, and the model answers it by its prior.
+
+    >>> pairs = [("map: a? | 1", "1"), ("map: a? | 2", "2"), ("map: b? | x", "no")]
+    >>> balanced(pairs, share=1.0)
+    [('map: a? | 1', '1'), ('map: a? | 2', '2'), ('map: b? | x', 'no'), ('map: b? | x', 'no')]
+    """
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for source, target in pairs:
+        groups.setdefault(source.split(" | ")[0], []).append((source, target))
+    floor = share * max((len(group) for group in groups.values()), default=0)
+    return [pair for group in groups.values()
+            for pair in group * max(1, math.ceil(floor / len(group)))]
+
+
 def binder_pairs(examples: Sequence[Example], *, rows: int = 3,
                  parse_share: float = 0.5) -> list[tuple[str, str]]:
     """The Binder model's training pairs, both roles: :func:`parse_pairs` and
-    :func:`map_pairs`, the parse pairs repeated so that about ``parse_share`` of the pairs
-    parse (at least once each).
+    :func:`map_pairs` (:func:`balanced` across sub-questions), the parse pairs repeated so
+    that about ``parse_share`` of the pairs parse (at least once each).
 
     >>> from diagrammar.symbolic.tables import generate
     >>> pairs = binder_pairs(generate("train", 4, seed=0), rows=0)
@@ -171,7 +192,7 @@ def binder_pairs(examples: Sequence[Example], *, rows: int = 3,
     ['map', 'parse']
     """
     parsing = parse_pairs(examples, rows=rows)
-    mapping = map_pairs(examples)
+    mapping = balanced(map_pairs(examples))
     ratio = parse_share / max(1.0 - parse_share, 1e-9)
     repeat = max(1, round(ratio * len(mapping) / max(len(parsing), 1)))
     return parsing * repeat + mapping
@@ -206,8 +227,8 @@ def translator(model: Any, *, batch: int = 128, progress: str | None = None) -> 
     """
     import torch
 
-    def translate(sources: Sequence[str], temperature: float = 0.0,
-                  seed: int = 0) -> list[str]:
+    def translate(sources: Sequence[str], temperature: float = 0.0, seed: int = 0,
+                  matchers: Sequence[Any] | None = None) -> list[str]:
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         generator = torch.Generator().manual_seed(seed) if temperature > 0 else None
         starts: Iterable[int] = range(0, len(order), batch)
@@ -218,7 +239,9 @@ def translator(model: Any, *, batch: int = 128, progress: str | None = None) -> 
         for start in starts:
             chunk = order[start:start + batch]
             texts = model.translate([sources[i] for i in chunk], batch,
-                                    temperature=temperature, generator=generator)
+                                    temperature=temperature, generator=generator,
+                                    matchers=None if matchers is None
+                                    else [matchers[i] for i in chunk])
             for i, text in zip(chunk, texts):
                 outputs[i] = text
         return outputs
@@ -296,10 +319,81 @@ def _refuse(kind: str, question: str, cell: str) -> str:
     raise BinderError("this parser has no model to answer map calls")
 
 
+class ProgramGrammar:
+    """Grammar-constrained program generation for a :class:`~diagrammar.models.seq2seq.
+    Seq2Seq` parser: Binder's language bound to each table's columns
+    (:func:`~diagrammar.diagrams.builtin_grammars.binder_sql`) compiled by a grammar engine
+    (llguidance by default) against the model's own target vocabulary
+    (:class:`~diagrammar.decoding.constraints.vocabulary.TokenVocabulary`), once per set of
+    columns; calling it gives a fresh matcher for one program. Every program decoded under
+    it is in the language (up to the output length limit), so none is lost to a syntax
+    error, a column the table lacks, or a function SQLite does not have.
+
+    >>> from diagrammar.models.seq2seq import Seq2SeqConfig, train_seq2seq
+    >>> model = train_seq2seq([("q", "SELECT COUNT(*) FROM w")], Seq2SeqConfig(
+    ...     steps=1, dim=16, layers=1, tokens="spaced"), progress=False)
+    >>> matcher = ProgramGrammar(model)(("team", "result"))
+    >>> words = model.target_vocabulary.words
+    >>> first = {words[i] for i in matcher.allowed().nonzero()[0]}
+    >>> " SELECT" in first, " S" in first, " FROM" in first
+    (True, True, False)
+    """
+
+    def __init__(self, model: Any, engine: str = "llguidance") -> None:
+        from diagrammar.decoding.constraints.vocabulary import TokenVocabulary
+        from diagrammar.models.seq2seq import BOS, EOS, PAD
+
+        self.engine = engine
+        self.spaced = model.config.tokens == "spaced"    # outputs read after a space
+        self.size = len(model.target_vocabulary.words)
+        self.vocabulary = TokenVocabulary(model.target_vocabulary.words, EOS, (PAD, BOS, EOS),
+                                          BOS)
+        self._compiled: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, columns: Sequence[str]) -> Any:
+        key = tuple(columns)
+        if key not in self._compiled:
+            from diagrammar.decoding.constraints.engines import compile_grammar
+            from diagrammar.diagrams.builtin_grammars import binder_sql
+            from diagrammar.functors.grammar import to_spec
+
+            spec = to_spec(binder_sql(key, leading_space=self.spaced),
+                           name=f"binder({', '.join(key)})")
+            self._compiled[key] = compile_grammar(spec, self.vocabulary, self.size,
+                                                  engine=self.engine)
+        return _DeadEnds(self._compiled[key].matcher(), self.size)
+
+
+class _DeadEnds:
+    """A matcher whose dead ends end the output: where the engine finds no token of the
+    vocabulary that continues the program (a small vocabulary may lack one), nothing is
+    allowed — the decoder then ends the output, and the unfinished program is dropped
+    when it fails to parse — instead of an error for the whole batch."""
+
+    def __init__(self, matcher: Any, size: int) -> None:
+        self.matcher, self.size, self.dead = matcher, size, False
+
+    def allowed(self) -> Any:
+        import numpy as np
+
+        from diagrammar.decoding.constraints.protocol import GrammarError
+        if not self.dead:
+            try:
+                return self.matcher.allowed()
+            except GrammarError:
+                self.dead = True
+        return np.zeros(self.size, dtype=bool)
+
+    def advance(self, tokens: Sequence[int]) -> bool:
+        return not self.dead and self.matcher.advance(tokens)
+
+
 def sample_programs(translate: Translate, questions: Sequence[tuple[str, Table]],
-                    config: BinderConfig = BinderConfig()) -> list[list[str]]:
+                    config: BinderConfig = BinderConfig(),
+                    grammar: ProgramGrammar | None = None) -> list[list[str]]:
     """For each ``(question, table)``: the greedy program, then ``config.samples`` sampled
-    ones (one seeded sampling call for all questions).
+    ones (one seeded sampling call for all questions); under ``grammar`` (a fresh matcher
+    per program) when given.
 
     >>> fake = lambda sources, temperature=0.0, seed=0: [
     ...     "greedy" if temperature == 0 else "sampled" for _ in sources]
@@ -307,23 +401,33 @@ def sample_programs(translate: Translate, questions: Sequence[tuple[str, Table]]
     [['greedy', 'sampled', 'sampled']]
     """
     sources = [parse_source(question, table, config.rows) for question, table in questions]
-    greedy = translate(sources, 0.0, config.seed)
-    sampled = (translate([s for s in sources for _ in range(config.samples)],
-                         config.temperature, config.seed) if config.samples else [])
+
+    def decode(texts: list[str], tables: list[Table], temperature: float) -> list[str]:
+        if grammar is None:
+            return translate(texts, temperature, config.seed)
+        return translate(texts, temperature, config.seed,  # type: ignore[call-arg]
+                         matchers=[grammar(table.columns) for table in tables])
+    tables = [table for _, table in questions]
+    greedy = decode(sources, tables, 0.0)
     k = config.samples
+    sampled = (decode([s for s in sources for _ in range(k)],
+                      [t for t in tables for _ in range(k)], config.temperature)
+               if k else [])
     return [[greedy[i], *sampled[i * k:(i + 1) * k]] for i in range(len(sources))]
 
 
 def binder_predict(parser: Translate, questions: Sequence[tuple[str, Table]],
                    config: BinderConfig = BinderConfig(), *,
                    mapper: Translate | MapCache | None = None,
+                   grammar: ProgramGrammar | None = None,
                    progress: bool = False) -> list[Prediction]:
     """Binder's inference: sample programs (:func:`sample_programs`), drop those that do
     not parse, ask the mapper (greedy, cached per ``(sub-question, cell)`` across all
     questions, asked in one batch) every map call the programs make, run each program
     read-only and vote (:func:`~diagrammar.symbolic.binder.vote_programs`; a program that
     fails does not vote, a tie goes to the greedy program). ``mapper`` None: programs with
-    map calls fail (the SQL-only baseline).
+    map calls fail (the SQL-only baseline). ``grammar``: programs decoded under it
+    (:class:`ProgramGrammar`).
 
     >>> table = Table(("team", "result"), (("Dallas", "W 24-17"), ("Miami", "L 3-21")))
     >>> programs = ["SELECT COUNT(*) FROM w WHERE QA('map@did they win?', result) = 'yes'",
@@ -338,7 +442,7 @@ def binder_predict(parser: Translate, questions: Sequence[tuple[str, Table]],
     >>> prediction.answer, prediction.parsed, prediction.vote.counts
     ('1', 2, {'1': 1, '2': 1})
     """
-    candidates = sample_programs(parser, questions, config)
+    candidates = sample_programs(parser, questions, config, grammar)
     cache = mapper if isinstance(mapper, MapCache) or mapper is None else MapCache(mapper)
     kept: list[list[str]] = []
     for programs in candidates:
@@ -410,7 +514,8 @@ def questions_of(examples: Iterable[Example]) -> list[tuple[str, Table]]:
     return [(e.question.text, Table(*e.table.texts())) for e in examples]
 
 
-__all__ = ["ANSWER", "BinderConfig", "MAP", "MapCache", "PARSE", "Prediction", "Translate",
-           "accuracy", "answer_source", "binder_pairs", "binder_predict", "end_to_end_pairs",
-           "end_to_end_predict", "map_pairs", "map_source", "parse_pairs", "parse_source",
-           "questions_of", "sample_programs", "table_text", "translator"]
+__all__ = ["ANSWER", "BinderConfig", "MAP", "MapCache", "PARSE", "Prediction", "ProgramGrammar",
+           "Translate",
+           "accuracy", "answer_source", "balanced", "binder_pairs", "binder_predict",
+           "end_to_end_pairs", "end_to_end_predict", "map_pairs", "map_source", "parse_pairs",
+           "parse_source", "questions_of", "sample_programs", "table_text", "translator"]

@@ -11,7 +11,9 @@ from pathlib import Path
 from diagrammar.functors.table_qa import (
     BinderConfig,
     MapCache,
+    ProgramGrammar,
     accuracy,
+    balanced,
     binder_pairs,
     binder_predict,
     end_to_end_pairs,
@@ -166,8 +168,9 @@ def test_example_compares_the_three_methods_end_to_end(tmp_path, monkeypatch, ca
     example = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, example)  # dataclasses look it up
     spec.loader.exec_module(example)
-    results = example.main(["--tiny", "--report", str(tmp_path / "r.md"),
-                            "--plot", str(tmp_path / "r.png")])
+    argv = ["--tiny", "--report", str(tmp_path / "r.md"), "--plot", str(tmp_path / "r.png"),
+            "--models", str(tmp_path / "models")]
+    results = example.main(argv)
     assert {r.method for r in results} == {"Binder", "SQL-only", "end-to-end"}
     assert len(results) == 12 and all(0 <= r.accuracy <= 1 for r in results)
     report = (tmp_path / "r.md").read_text()
@@ -175,3 +178,71 @@ def test_example_compares_the_three_methods_end_to_end(tmp_path, monkeypatch, ca
     assert "| larger-tables |" in report and "training time" in report
     assert (tmp_path / "r.png").stat().st_size > 0
     assert "answers-outside-range" in capsys.readouterr().out
+    # the trained models were saved; a second run with the same settings loads them
+    assert len(list((tmp_path / "models").glob("*.pt"))) == 3
+    again = example.main(argv)
+    assert "loaded from" in capsys.readouterr().out
+    assert [r.answers for r in again] == [r.answers for r in results]
+
+
+def test_balanced_map_pairs_lift_rare_sub_questions_and_keep_every_pair():
+    pairs = map_pairs(_examples())
+    lifted = balanced(pairs)
+    counts = Counter(source.split(" | ")[0] for source, _ in lifted)
+    assert set(lifted) == set(pairs)
+    assert min(counts.values()) >= 0.125 * max(counts.values())
+    assert sorted(balanced(pairs, share=0.0)) == sorted(pairs)
+
+
+def test_programs_decoded_under_the_grammar_are_in_binders_language():
+    from diagrammar.diagrams.builtin_grammars import binder_sql
+    from diagrammar.functors.grammar import accepts
+    from diagrammar.functors.table_qa import translator
+    from diagrammar.models.seq2seq import Seq2SeqConfig, train_seq2seq
+
+    examples = _examples()
+    config = Seq2SeqConfig(steps=150, dim=32, layers=1, batch=16, tokens="spaced", copy=True,
+                           max_length=90, max_output=90, learning_rate=3e-3)
+    model = train_seq2seq(parse_pairs(examples, rows=0), config, progress=False)
+    grammar = ProgramGrammar(model)
+    questions = questions_of(generate("held-out-combinations", 8, seed=5))
+    programs = sample_programs(translator(model), questions,
+                               BinderConfig(samples=3, rows=0), grammar)
+    accepted = 0
+    for (_, table), sampled in zip(questions, programs):
+        language = binder_sql(table.columns)
+        for program in sampled:   # in the language, or cut off at the output limit
+            accepted += accepts(language, program)
+            assert accepts(language, program) or len(program) >= 89
+    assert accepted >= len(questions) * 4 // 2
+    free = sample_programs(translator(model), questions, BinderConfig(samples=3, rows=0))
+    assert free != programs       # the grammar changed some decoding
+
+
+def test_a_dead_end_in_the_grammar_ends_the_output_instead_of_failing():
+    from diagrammar.decoding.constraints.protocol import GrammarError
+    from diagrammar.functors.table_qa import _DeadEnds
+
+    class Stuck:
+        def allowed(self):
+            raise GrammarError("no token continues the output")
+
+        def advance(self, tokens):
+            raise AssertionError("never advanced once dead")
+
+    matcher = _DeadEnds(Stuck(), 5)
+    assert not matcher.allowed().any() and matcher.dead and not matcher.advance([2])
+
+
+def test_the_vocabulary_spells_any_text_so_grammars_never_dead_end():
+    from diagrammar.models.seq2seq import Seq2SeqConfig, train_seq2seq
+
+    model = train_seq2seq([("q", "SELECT COUNT(*")], Seq2SeqConfig(
+        steps=1, dim=16, layers=1, tokens="spaced"), progress=False)
+    matcher = ProgramGrammar(model)(("a",))
+    words = model.target_vocabulary.words
+    program = " SELECT COUNT(*) FROM w WHERE a LIKE '%x%'"
+    for token in ProgramGrammar(model).vocabulary.encode(program):
+        assert matcher.allowed()[token], words[token]
+        assert matcher.advance([token])
+    assert matcher.matcher.is_accepting()

@@ -5,10 +5,15 @@ nothing on the ``train`` split of :mod:`diagrammar.symbolic.tables`:
 
 - **Binder** (:mod:`diagrammar.functors.table_qa`): one model parses the question into a
   program with ``QA('map@...', column)`` calls *and* answers those calls cell by cell;
-  ``--samples`` sampled programs plus the greedy one run read-only on SQLite and vote;
+  ``--samples`` sampled programs (decoded under Binder's grammar for the table) plus the
+  greedy one run read-only on SQLite and vote;
 - **SQL-only**: the same parser trained on plain-SQL gold programs (LIKE/REPLACE/CAST/SUBSTR
   reading the common cell formats), sampled and voted the same way, no model calls;
 - **end-to-end**: the whole table linearised with the question in, the answer out (greedy).
+
+Both parsers see as many programs in training (``--steps`` batches of them); Binder's model
+trains its map role on top (``--parse-share``: the share of its batches that parse), in
+length-bucketed batches, where map batches are short and cheap.
 
 Each is measured on a held-out sample of the train distribution and on the three
 compositional splits: ``larger-tables`` (15-30 rows, train has 5-10),
@@ -19,8 +24,9 @@ by :func:`~diagrammar.symbolic.binder.normalize_answer`. Seeds are fixed; torch 
 
 Usage::
 
-    python examples/table_qa.py                      # the comparison (tens of CPU minutes)
+    python examples/table_qa.py                      # the comparison (about an hour of CPU)
     python examples/table_qa.py --questions 50 --steps 600 --report r.md --plot r.png
+    python examples/table_qa.py --models models/     # keep the trained models, reuse them
     python examples/table_qa.py --tiny               # seconds: the pipeline only
 """
 
@@ -129,13 +135,16 @@ def data(train_size: int, questions: int, seed: int) -> tuple[list[Example],
 def main(argv: list[str] | None = None) -> list[Result]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=int, default=2000, help="training questions")
-    parser.add_argument("--questions", type=int, default=30, help="questions per split")
-    parser.add_argument("--steps", type=int, default=3000, help="batches, Binder and SQL-only")
-    parser.add_argument("--e2e-steps", type=int, default=1200,
+    parser.add_argument("--questions", type=int, default=100, help="questions per split")
+    parser.add_argument("--steps", type=int, default=6000,
+                        help="parse batches of each parser: SQL-only trains this many "
+                             "batches, Binder steps / parse-share (the rest of its batches "
+                             "are map batches), so both parsers see as many programs")
+    parser.add_argument("--e2e-steps", type=int, default=600,
                         help="batches for end-to-end (its batches cost more: longer inputs)")
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--tokens", default="spaced", choices=["pieces", "spaced"],
                         help="seq2seq tokens: 'spaced' joins a space to the piece after it")
@@ -149,7 +158,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
                         help="a folder: trained models are saved there, and loaded from there "
                              "(same method and settings) instead of training again")
     parser.add_argument("--rows", type=int, default=1, help="table rows the parser sees")
-    parser.add_argument("--parse-share", type=float, default=0.35,
+    parser.add_argument("--parse-share", type=float, default=0.5,
                         help="Binder: share of its training pairs that parse (the rest map)")
     parser.add_argument("--samples", type=int, default=8, help="sampled programs")
     parser.add_argument("--temperature", type=float, default=0.8)
@@ -183,7 +192,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
                      else parse_pairs(train, sql_only=True, rows=args.rows))
             every = [s for examples in evaluated.values()
                      for s, _ in parse_pairs(examples, rows=args.rows)]
-            steps = args.steps
+            steps = (round(args.steps / args.parse_share) if method == "Binder"
+                     else args.steps)
         config = Seq2SeqConfig(tokens=args.tokens, dim=args.dim, layers=args.layers,
                                feedforward=4 * args.dim, batch=args.batch, steps=steps,
                                seed=args.seed, learning_rate=args.learning_rate,

@@ -23,15 +23,12 @@ Gold ``ans`` programs are trained in their ``map_program`` form (``ORDER BY`` a 
 sampled program that uses it runs only where an answer model is given (else it fails and
 does not vote).
 
-Sampling is plain temperature sampling, and programs that do not parse are dropped
-(:class:`~diagrammar.symbolic.binder.BinderError`). The project's grammar ``Constrain`` box
-is not applied: it masks the *token vocabulary of a* :class:`~diagrammar.decoding.
-LanguageModel` *session* (xgrammar/llguidance compile a grammar against a tokenizer's
-vocabulary and step it token by token inside the decode loop), while this model is a small
-torch encoder–decoder with its own "pieces" vocabulary and its own decode loop
-(:meth:`~diagrammar.models.seq2seq.Seq2Seq.translate`), with no session or tokenizer to bind.
-Wiring it in would mean a tokenizer adapter and a masked decode loop for this model, which is
-not cheap; parse-and-discard is what runs.
+Programs are sampled at a temperature and decoded under Binder's grammar for the table
+(:class:`ProgramGrammar`: :func:`~diagrammar.diagrams.builtin_grammars.binder_sql` bound to
+the table's columns, compiled by the same grammar engines the ``Constrain`` box uses, against
+this model's own vocabulary, :class:`~diagrammar.decoding.constraints.vocabulary.
+TokenVocabulary`). A program that still fails to parse (cut off at the output limit) is
+dropped (:class:`~diagrammar.symbolic.binder.BinderError`).
 
 Model text is data: a program only ever runs through :func:`~diagrammar.symbolic.binder.
 vote_programs` (one read-only SELECT, time-limited), a map answer is read by

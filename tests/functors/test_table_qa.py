@@ -176,6 +176,7 @@ def test_example_compares_the_three_methods_end_to_end(tmp_path, monkeypatch, ca
     report = (tmp_path / "r.md").read_text()
     assert "| split | Binder | SQL-only | end-to-end |" in report
     assert "| larger-tables |" in report and "training time" in report
+    assert "SQL-only's gold programs (no model), larger-tables:" in report
     assert (tmp_path / "r.png").stat().st_size > 0
     assert "answers-outside-range" in capsys.readouterr().out
     # the trained models were saved; a second run with the same settings loads them

@@ -56,6 +56,7 @@ from diagrammar.functors.table_qa import (
     questions_of,
     translator,
 )
+from diagrammar.models import seq2seq
 from diagrammar.models.seq2seq import Seq2SeqConfig, tokenize, train_seq2seq
 from diagrammar.symbolic.binder import BinderError, Table, execute, normalize_answer
 from diagrammar.symbolic.tables import SPLITS, Example, generate
@@ -105,8 +106,10 @@ def _length(sources: list[str], targets: list[str], tokens: str) -> int:
 def _trained(method: str, pairs: list[tuple[str, str]], config: Seq2SeqConfig,
              folder: Path | None) -> tuple[Any, float]:
     """The model of ``method`` trained on ``pairs``, and the seconds training took; from
-    ``folder`` when it holds one trained on the same pairs with the same config."""
-    key = hashlib.sha256(repr((method, pairs, config)).encode()).hexdigest()[:16]
+    ``folder`` when it holds one trained on the same pairs with the same config and the same
+    model code (:mod:`diagrammar.models.seq2seq`)."""
+    code = Path(seq2seq.__file__).read_text()
+    key = hashlib.sha256(repr((method, pairs, config, code)).encode()).hexdigest()[:16]
     path = folder / f"{method}-{key}.pt" if folder else None
     if path is not None and path.exists():
         saved = torch.load(path, weights_only=False)   # our own file, written below
@@ -224,6 +227,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
                                   len(pairs), seconds, config))
         print(f"{method}: trained in {seconds:.0f} s", flush=True)
         translate = translator(model, progress=f"{method} decode")
+        grammar = ProgramGrammar(model) if args.constrain and method != "end-to-end" else None
         for split, examples in evaluated.items():
             started = time.perf_counter()
             questions = questions_of(examples)
@@ -234,7 +238,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
                 predictions = binder_predict(
                     translate, questions, inference,
                     mapper=translate if method == "Binder" else None,
-                    grammar=ProgramGrammar(model) if args.constrain else None, progress=True)
+                    grammar=grammar, progress=True)
                 answers = [p.answer for p in predictions]
                 decoded = sum(len(p.programs) for p in predictions)
                 if split == HELD_OUT:  # each role alone, on the train distribution
